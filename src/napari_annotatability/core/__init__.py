@@ -1,0 +1,31 @@
+"""Qt-free engine of napari-annotatability: usable from notebooks, scripts and the CLI.
+
+Functions follow scanpy's convention: they take an AnnData, write results under documented
+keys (:mod:`napari_annotatability.core.keys`) and return None.
+"""
+
+from . import keys
+from .categories import auroc, calibrate_thresholds, categorize, flip_labels, iter_calibrate_thresholds
+from .correction import iter_suggest_labels, suggest_labels
+from .dynamics import (
+    DynamicsResult,
+    EpochProgress,
+    compare_annotations,
+    iter_training_dynamics,
+    training_dynamics,
+)
+from .errors import AnnotatabilityError, AnnotatabilityInputError, RawCountsWarning, TrainingCancelled
+from .genes import gene_association, mid_indicator, top_genes
+from .io import read_h5ad, write_h5ad
+from .pipeline import score, summary, suspicious_cells
+from .preprocess import looks_like_counts, preprocess
+from .synthetic import make_synthetic
+
+__all__ = [
+    "keys", "auroc", "calibrate_thresholds", "categorize", "flip_labels", "iter_calibrate_thresholds",
+    "iter_suggest_labels", "suggest_labels", "DynamicsResult", "EpochProgress", "compare_annotations",
+    "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
+    "RawCountsWarning", "TrainingCancelled", "gene_association", "mid_indicator", "top_genes",
+    "read_h5ad", "write_h5ad", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
+    "make_synthetic",
+]

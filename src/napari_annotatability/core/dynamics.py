@@ -1,0 +1,227 @@
+"""Training dynamics: confidence, variability, correctness and AUM per cell."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import keys
+from ._config import TrainConfig
+from ._data import RowSource, get_labels, get_matrix, resolve_device, warn_if_counts
+from ._engine import EpochProgress, drive, run
+from ._progress import tqdm_callback
+from .errors import AnnotatabilityInputError
+
+__all__ = ["DynamicsResult", "iter_training_dynamics", "training_dynamics", "compare_annotations", "EpochProgress"]
+
+
+@dataclass
+class DynamicsResult:
+    """Scores of one training run, not yet written to an AnnData.
+
+    ``write(adata)`` stores them under the documented keys (see :mod:`.keys`).
+    """
+
+    label_key: str
+    classes: list[str]
+    trajectory: np.ndarray
+    correct_count: np.ndarray
+    margin_sum: np.ndarray
+    params: dict
+    seconds: float
+    losses: list[float]
+    other_key: str | None = None
+    other_trajectory: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @staticmethod
+    def _scores(traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        conf = traj.mean(axis=1, dtype=np.float64)
+        var = traj.std(axis=1, dtype=np.float64)  # population std, as in the paper
+        return conf.astype(np.float32), var.astype(np.float32)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self._scores(self.trajectory)[0]
+
+    @property
+    def variability(self) -> np.ndarray:
+        return self._scores(self.trajectory)[1]
+
+    @property
+    def correctness(self) -> np.ndarray:
+        return (self.correct_count / self.trajectory.shape[1]).astype(np.float32)
+
+    @property
+    def aum(self) -> np.ndarray:
+        return (self.margin_sum / self.trajectory.shape[1]).astype(np.float32)
+
+    def write(self, adata) -> None:
+        """Store the scores in ``adata`` and drop results derived from an earlier run."""
+        if adata.n_obs != self.trajectory.shape[0]:
+            raise AnnotatabilityInputError(
+                f"these scores are for {self.trajectory.shape[0]} cells, the AnnData has {adata.n_obs}"
+            )
+        keys.drop_derived(adata)
+        conf, var = self._scores(self.trajectory)
+        adata.obs[keys.CONFIDENCE] = conf
+        adata.obs[keys.VARIABILITY] = var
+        adata.obs[keys.CORRECTNESS] = self.correctness
+        adata.obs[keys.AUM] = self.aum
+        adata.obsm[keys.TRAJECTORY] = self.trajectory
+        info = {
+            "label_key": self.label_key,
+            "classes": list(self.classes),
+            "params": dict(self.params),
+            "seconds": float(self.seconds),
+            "loss": [float(x) for x in self.losses],
+            "version": keys.package_version(),
+            **self.extra,
+        }
+        if self.other_trajectory is not None:
+            oconf, ovar = self._scores(self.other_trajectory)
+            adata.obs[keys.OTHER_CONFIDENCE] = oconf
+            adata.obs[keys.OTHER_VARIABILITY] = ovar
+            adata.obsm[keys.OTHER_TRAJECTORY] = self.other_trajectory
+            info["other_label_key"] = self.other_key
+        adata.uns[keys.UNS] = info
+
+
+def _prepare(adata, label_key, other_key, layer, device):
+    if other_key is None:
+        y, classes = get_labels(adata, label_key)
+        y_other = None
+    else:
+        if other_key == label_key:
+            raise AnnotatabilityInputError("compare_key must name a different obs column than label_key")
+        _, c1 = get_labels(adata, label_key)
+        _, c2 = get_labels(adata, other_key, min_classes=1)
+        classes = c1.append(c2.difference(c1))
+        y = pd.Categorical(adata.obs[label_key].astype(str), categories=classes.astype(str)).codes.astype(np.int64)
+        y_other = pd.Categorical(adata.obs[other_key].astype(str), categories=classes.astype(str)).codes.astype(np.int64)
+        classes = pd.Index(classes.astype(str))
+    X = get_matrix(adata, layer)
+    warn_if_counts(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
+    dev = resolve_device(device)
+    return RowSource(X, dev), y, y_other, classes, dev
+
+
+def iter_training_dynamics(
+    adata,
+    label_key: str,
+    *,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    momentum: float = 0.9,
+    batch_size: int = 256,
+    depth: int = 3,
+    balanced: bool = True,
+    layer: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    min_hidden: int = 32,
+    compare_key: str | None = None,
+    eval_batch_size: int = 4096,
+    should_stop: Callable[[], bool] | None = None,
+) -> Generator[EpochProgress, None, DynamicsResult]:
+    """Train the classifier and yield progress after every epoch; return the scores.
+
+    The generator form of :func:`training_dynamics`, for drivers that show progress or may
+    stop early (the napari widget runs it in a worker thread).  It only *reads* ``adata``;
+    write the returned :class:`DynamicsResult` with ``result.write(adata)``.  Stopping
+    (``should_stop`` returning True, or closing the generator) leaves ``adata`` untouched.
+
+    Yields
+    ------
+    EpochProgress
+        epoch, loss, running confidence per cell, elapsed seconds.
+
+    Returns
+    -------
+    DynamicsResult
+    """
+    cfg = TrainConfig(
+        epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size, depth=depth,
+        balanced=bool(balanced), min_hidden=min_hidden, seed=seed, eval_batch_size=eval_batch_size,
+    )
+    source, y, y_other, classes, dev = _prepare(adata, label_key, compare_key, layer, device)
+    record = [y] if y_other is None else [y, y_other]
+    started = time.perf_counter()
+    out = yield from run(source, y, len(classes), cfg, record=record, should_stop=should_stop)
+    params = {**cfg.as_dict(), "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
+              "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse)}
+    return DynamicsResult(
+        label_key=label_key,
+        classes=[str(c) for c in classes],
+        trajectory=out.trajectories[0],
+        correct_count=out.correct_counts[0],
+        margin_sum=out.margin_sums[0],
+        params=params,
+        seconds=time.perf_counter() - started,
+        losses=out.losses,
+        other_key=compare_key,
+        other_trajectory=out.trajectories[1] if y_other is not None else None,
+    )
+
+
+def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bool = False, **kwargs):
+    """Score every cell by how hard its annotated label is to learn.
+
+    Trains the published Annotatability classifier on ``adata.obs[label_key]`` and records,
+    every epoch before that epoch's updates, the probability each cell gets for its annotated
+    label.  Writes
+
+    * ``obs['annot_confidence']`` -- mean of that probability over epochs,
+    * ``obs['annot_variability']`` -- its population standard deviation,
+    * ``obs['annot_correctness']`` -- fraction of epochs the label was the argmax,
+    * ``obs['annot_aum']`` -- area under the margin (logit of the label minus the largest other),
+    * ``obsm['annot_trajectory']`` -- the per-epoch probabilities (n_obs x epochs),
+    * ``uns['annotatability']`` -- label key, classes, every hyper-parameter, device, seconds.
+
+    Parameters
+    ----------
+    adata
+        Log-normalised expression (``X`` or ``layers[layer]``, dense or sparse CSR/CSC).
+    label_key
+        Column of ``adata.obs`` with the annotation to examine.
+    epochs, lr, momentum, batch_size, depth, balanced
+        Training recipe; defaults are the published ones.
+    layer
+        Use ``adata.layers[layer]`` instead of ``X``.
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` ...
+    seed
+        Seeds initialisation and sampling; the same seed gives the same scores.
+    min_hidden
+        Floor on hidden widths (the published ``in/4`` collapses for small protein panels).
+    compare_key
+        A second annotation of the same cells: its per-epoch probability under the same run
+        is stored in ``obs['annot_other_confidence']``, ``obs['annot_other_variability']`` and
+        ``obsm['annot_other_trajectory']`` (see :func:`compare_annotations`).
+    progress
+        Show a progress bar.
+    copy
+        Return a scored copy instead of writing into ``adata``.
+    """
+    target = adata.copy() if copy else adata
+    gen = iter_training_dynamics(target, label_key, **kwargs)
+    with tqdm_callback(kwargs.get("epochs", 50), "training", enabled=progress) as cb:
+        result = drive(gen, cb)
+    result.write(target)
+    return target if copy else None
+
+
+def compare_annotations(adata, label_key: str, other_key: str, **kwargs):
+    """Training dynamics of two annotations of the same cells under one training run.
+
+    The network is trained on ``label_key``; every epoch the probability of *both* the
+    ``label_key`` label and the ``other_key`` label is recorded.  A cell whose second label
+    is learnt with higher confidence than its first is one the second annotation fixes.
+    Classes are the union of both columns' labels.  Keyword arguments as for
+    :func:`training_dynamics`.
+    """
+    return training_dynamics(adata, label_key, compare_key=other_key, **kwargs)

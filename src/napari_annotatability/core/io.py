@@ -1,0 +1,64 @@
+"""Reading and writing ``.h5ad`` with clear errors and atomic, input-safe writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import AnnotatabilityInputError
+
+__all__ = ["read_h5ad", "write_h5ad"]
+
+
+def read_h5ad(path: str | os.PathLike):
+    """Read an ``.h5ad`` file, turning every failure into one clear message."""
+    import anndata as ad
+
+    p = Path(path)
+    if not p.exists():
+        raise AnnotatabilityInputError(f"input file not found: {p}")
+    if p.is_dir():
+        raise AnnotatabilityInputError(f"input is a folder, expected an .h5ad file: {p}")
+    try:
+        return ad.read_h5ad(p)
+    except PermissionError as err:
+        raise AnnotatabilityInputError(f"cannot read {p}: permission denied") from err
+    except Exception as err:  # h5py/anndata raise many types for a corrupt or foreign file
+        raise AnnotatabilityInputError(f"cannot read {p} as an .h5ad file ({type(err).__name__}: {err})") from err
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_h5ad(adata, path: str | os.PathLike, *, protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Write ``adata`` to ``path`` atomically; refuse to overwrite any file in ``protect``.
+
+    The data goes to a temporary file in the target folder first and is moved into place only
+    when complete, so a failure (disk full, permission, crash) never leaves a half-written or
+    clobbered file behind.
+    """
+    out = Path(path)
+    for src in protect:
+        if src is not None and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
+            raise AnnotatabilityInputError(f"refusing to overwrite the input file {src}; choose another output path")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise AnnotatabilityInputError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise AnnotatabilityInputError(f"output folder is not writable: {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        adata.write_h5ad(tmp)
+        os.replace(tmp, out)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise AnnotatabilityInputError(f"could not write {out}: {err.strerror or err}") from err
+        raise
+    return out

@@ -1,0 +1,69 @@
+"""The results contract: every AnnData key the package reads or writes.
+
+See ``docs/method.md`` for what each one means.  Widgets, the CLI and the tests use these
+names, never string literals.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONFIDENCE", "VARIABILITY", "CORRECTNESS", "AUM", "CATEGORY", "SUGGESTED_LABEL",
+    "SUGGESTED_PROB", "COMMUNITY", "TRAJECTORY", "CONNECTIVITIES", "DISTANCES", "GENE_HIGH",
+    "GENE_LOW", "GENE_MID", "UNS", "CATEGORIES", "OTHER_CONFIDENCE", "OTHER_VARIABILITY",
+    "OTHER_TRAJECTORY", "SCORE_COLUMNS", "drop_derived", "package_version",
+]
+
+CONFIDENCE = "annot_confidence"
+VARIABILITY = "annot_variability"
+CORRECTNESS = "annot_correctness"
+AUM = "annot_aum"
+CATEGORY = "annot_category"
+SUGGESTED_LABEL = "annot_suggested_label"
+SUGGESTED_PROB = "annot_suggested_prob"
+COMMUNITY = "annot_community"
+TRAJECTORY = "annot_trajectory"
+CONNECTIVITIES = "annot_connectivities"
+DISTANCES = "annot_distances"
+GENE_HIGH = "annot_gene_high"
+GENE_LOW = "annot_gene_low"
+GENE_MID = "annot_gene_mid"
+UNS = "annotatability"
+
+# second annotation of the same cells, recorded under the same run
+OTHER_CONFIDENCE = "annot_other_confidence"
+OTHER_VARIABILITY = "annot_other_variability"
+OTHER_TRAJECTORY = "annot_other_trajectory"
+
+#: categories of ``obs['annot_category']``, in display order
+CATEGORIES = ("correct", "ambiguous", "erroneous")
+#: default colours of the categories (green, amber, red), as ``uns['annot_category_colors']``
+CATEGORY_COLORS = ("#2ca02c", "#ff9f1c", "#d62728")
+
+SCORE_COLUMNS = (CONFIDENCE, VARIABILITY, CORRECTNESS, AUM)
+
+_DERIVED_OBS = (CATEGORY, SUGGESTED_LABEL, SUGGESTED_PROB, COMMUNITY, OTHER_CONFIDENCE, OTHER_VARIABILITY)
+_DERIVED_VAR = (GENE_HIGH, GENE_LOW, GENE_MID)
+_DERIVED_OBSM = (OTHER_TRAJECTORY,)
+_DERIVED_OBSP = (CONNECTIVITIES, DISTANCES)
+
+
+def drop_derived(adata) -> None:
+    """Remove results computed from an earlier run's scores (they would no longer match)."""
+    for k in _DERIVED_OBS:
+        if k in adata.obs:
+            del adata.obs[k]
+    for k in _DERIVED_VAR:
+        if k in adata.var:
+            del adata.var[k]
+    for k in _DERIVED_OBSM:
+        adata.obsm.pop(k, None)
+    for k in _DERIVED_OBSP:
+        adata.obsp.pop(k, None)
+    for k in (f"{CATEGORY}_colors", f"{COMMUNITY}_colors"):
+        adata.uns.pop(k, None)
+
+
+def package_version() -> str:
+    from .._version import __version__
+
+    return __version__
