@@ -95,15 +95,16 @@ def get_matrix(adata, layer: str | None = None):
 
 
 def looks_like_counts(X, *, n_rows: int = 500) -> bool:
-    """True when a sample of rows holds only non-negative integers with a max above 20.
+    """True when a sample of rows holds only non-negative integers, not all 0/1.
 
-    That is what unnormalised UMI counts look like; log-normalised or scaled data fails it.
+    That is what unnormalised counts look like; log-normalised or scaled data fails it, and so
+    does a binary (presence/absence) matrix.
     """
     rows = X[: min(n_rows, X.shape[0])]
     vals = rows.data if sp.issparse(rows) else np.asarray(rows).ravel()
     if vals.size == 0:
         return False
-    return bool(vals.min() >= 0 and vals.max() > 20 and np.all(np.mod(vals, 1) == 0))
+    return bool(vals.min() >= 0 and vals.max() >= 2 and np.all(np.mod(vals, 1) == 0))
 
 
 def warn_if_counts(X, where: str = "adata.X") -> None:

@@ -16,6 +16,8 @@ def tqdm_callback(total: int, desc: str, *, enabled: bool = True):
     bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
 
     def update(p) -> None:
+        if bar.total != p.n_epochs:  # the run may use a stored recipe with other epochs
+            bar.total = p.n_epochs
         bar.update(p.epoch - bar.n)
         if p.loss == p.loss:  # not NaN
             bar.set_postfix(loss=f"{p.loss:.3f}")

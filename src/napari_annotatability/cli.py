@@ -1,0 +1,173 @@
+"""Command line: ``napari-annotatability score|demo``.
+
+Headless entry point over :mod:`napari_annotatability.core`, for notebooks' big brothers:
+cluster nodes, pipelines, batch jobs.  Every failure is one line on stderr and a non-zero
+exit status; the input file is never modified and the output is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+PROG = "napari-annotatability"
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (defaults: the published recipe)")
+    g.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    g.add_argument("--lr", type=float, default=1e-3, help="SGD learning rate (default 1e-3)")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
+    g.add_argument("--depth", type=int, default=3, choices=(3, 4, 5), help="network depth (default 3)")
+    g.add_argument("--min-hidden", type=int, default=32, help="floor on hidden widths (default 32)")
+    g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    g.add_argument("--layer", default=None, help="use adata.layers[LAYER] instead of X")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Find mis-annotated and ambiguous cells by how hard a network finds them to learn.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "score",
+        help="score an .h5ad: dynamics, categories, label correction, genes",
+        description="Train on an annotation and write confidence, variability, categories, "
+        "suggested labels and gene scores to a new .h5ad (the input is never modified).",
+    )
+    s.add_argument("input", type=Path, help="input .h5ad (log-normalised X, or use --preprocess)")
+    s.add_argument("--label", required=True, help="obs column with the annotation to examine")
+    s.add_argument("--out", required=True, type=Path, help="output .h5ad (must differ from the input)")
+    _add_training_args(s)
+    c = s.add_argument_group("categories and label correction")
+    c.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="skip noise-injection calibration of the cut-offs")
+    c.add_argument("--noise", type=float, default=0.1, help="fraction of labels flipped to calibrate (default 0.1)")
+    c.add_argument("--percentile", type=float, default=90, help="percentile of flipped cells (default 90)")
+    c.add_argument("--conf-cutoff", type=float, default=None, help="given confidence cut-off (skips calibration)")
+    c.add_argument("--var-cutoff", type=float, default=None, help="given variability cut-off (skips calibration)")
+    c.add_argument("--no-correct", dest="correct", action="store_false", help="skip label correction")
+    c.add_argument("--no-genes", dest="genes", action="store_false", help="skip gene association")
+    o = s.add_argument_group("other")
+    o.add_argument("--preprocess", action="store_true",
+                   help="log-normalise raw counts and keep 2000 highly variable genes first")
+    o.add_argument("--compare", default=None, metavar="KEY",
+                   help="a second annotation of the same cells to follow under the same run")
+    o.add_argument("--top", type=int, default=10, help="suspicious cells listed in the summary (default 10)")
+    o.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+
+    d = sub.add_parser(
+        "demo",
+        help="run the whole analysis on a built-in synthetic sample with planted mislabels",
+        description="Generate a seeded synthetic dataset with known mislabelled cells, score it, "
+        "and report how well the planted errors were found.",
+    )
+    d.add_argument("--out", type=Path, default=None, help="also write the scored sample to this .h5ad")
+    d.add_argument("--cells", type=int, default=5000, help="cells in the sample (default 5000)")
+    d.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    return parser
+
+
+def _training_kwargs(a: argparse.Namespace) -> dict:
+    return dict(
+        epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
+        min_hidden=a.min_hidden, balanced=not a.unbalanced, seed=a.seed, device=a.device, layer=a.layer,
+    )
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    from . import core
+    from .core.errors import AnnotatabilityInputError
+    from .core._data import get_labels
+    from .core.io import _same_file
+
+    if _same_file(a.input, a.out) or a.input.resolve() == a.out.resolve():
+        raise AnnotatabilityInputError(f"refusing to overwrite the input file {a.input}; choose another --out")
+    if not a.out.resolve().parent.is_dir():
+        raise AnnotatabilityInputError(f"output folder does not exist: {a.out.resolve().parent}")
+    adata = core.read_h5ad(a.input)
+    get_labels(adata, a.label)  # a bad --label fails before any work
+    if a.preprocess:
+        core.preprocess(adata)
+    kwargs = _training_kwargs(a)
+    if a.compare is not None:
+        kwargs["compare_key"] = a.compare
+    core.score(
+        adata, a.label, calibrate=a.calibrate, noise=a.noise, percentile=a.percentile,
+        conf_cutoff=a.conf_cutoff, var_cutoff=a.var_cutoff, correct=a.correct, genes=a.genes,
+        progress=not a.quiet, **kwargs,
+    )
+    core.write_h5ad(adata, a.out, protect=(a.input,))
+    if not a.quiet:
+        print(core.summary(adata, a.top))
+        print(f"wrote {a.out}")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from . import core
+
+    adata = core.make_synthetic(n_cells=a.cells, n_features=200, n_classes=6, seed=a.seed)
+    print(f"synthetic sample: {adata.n_obs} cells x {adata.n_vars} genes, 6 types, "
+          f"{int(adata.obs['mislabelled'].sum())} planted mislabels, "
+          f"{int(adata.obs['intermediate'].sum())} intermediate cells")
+    core.score(adata, "label", epochs=a.epochs, seed=a.seed, device=a.device, progress=True)
+    print(core.summary(adata, 10))
+    obs = adata.obs
+    found = (obs["annot_category"] == "erroneous") & obs["mislabelled"]
+    print(f"planted mislabels flagged erroneous: {int(found.sum())} of {int(obs['mislabelled'].sum())}; "
+          f"AUROC of 1 - confidence for them: {core.auroc(-obs['annot_confidence'], obs['mislabelled']):.3f}; "
+          f"suggested label = true label for "
+          f"{(obs.loc[obs['mislabelled'], 'annot_suggested_label'].astype(str) == obs.loc[obs['mislabelled'], 'true_label'].astype(str)).mean():.0%} of them")
+    if a.out is not None:
+        core.write_h5ad(adata, a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+class _OneLineWarnings:
+    """Show warnings as one line on stderr (no source line, no traceback)."""
+
+    def __enter__(self):
+        self._old = warnings.showwarning
+        warnings.showwarning = lambda msg, cat, *args, **kw: print(f"{PROG}: warning: {msg}", file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        warnings.showwarning = self._old
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .core.errors import AnnotatabilityError, TrainingCancelled
+
+    try:
+        with _OneLineWarnings():
+            if args.command == "score":
+                return _cmd_score(args)
+            return _cmd_demo(args)
+    except TrainingCancelled as err:
+        print(f"{PROG}: stopped: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except AnnotatabilityError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_annotatability import core
+
+import napari_annotatability
+
+#: small real inputs shipped as package data (BSD-3, notices beside them)
+PACKAGE_DATA = Path(napari_annotatability.__file__).resolve().parent / "_data"
+
+
+@pytest.fixture
+def synthetic():
+    """2000 cells x 100 genes, 5 types, 5 % planted mislabels, 5 % intermediate cells."""
+    return core.make_synthetic(2000, 100, 5, separation=3.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def pbmc():
+    import scanpy as sc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sc.datasets.pbmc68k_reduced()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,177 @@
+"""The command line, end to end from a file on disk, and its answers to bad input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from napari_annotatability import cli, core
+from napari_annotatability.core import keys
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def infile(tmp_path):
+    adata = core.make_synthetic(1500, 60, 4, separation=3.0, seed=5)
+    p = tmp_path / "cells.h5ad"
+    adata.write_h5ad(p)
+    return p
+
+
+def test_score_end_to_end(infile, tmp_path, capsys):
+    before = _digest(infile)
+    out = tmp_path / "scored.h5ad"
+    rc = cli.main(["score", str(infile), "--label", "label", "--out", str(out), "--epochs", "10", "--quiet"])
+    assert rc == 0 and _digest(infile) == before
+    scored = ad.read_h5ad(out)
+    for k in (*keys.SCORE_COLUMNS, keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB):
+        assert k in scored.obs
+    for k in (keys.GENE_HIGH, keys.GENE_LOW, keys.GENE_MID):
+        assert k in scored.var
+    assert scored.obsm[keys.TRAJECTORY].shape == (1500, 10)
+    info = scored.uns[keys.UNS]
+    assert info["params"]["epochs"] == 10 and "confidence" in info["thresholds"]
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_score_prints_a_summary(infile, tmp_path, capsys):
+    rc = cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "o.h5ad"),
+                   "--epochs", "5", "--no-calibrate", "--conf-cutoff", "0.3", "--var-cutoff", "0.1", "--top", "3"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "categories" in text and "erroneous" in text and "least confident" in text
+    assert "given" in text
+
+
+def test_same_seed_same_output(infile, tmp_path):
+    for name in ("a.h5ad", "b.h5ad"):
+        assert cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / name),
+                         "--epochs", "4", "--seed", "3", "--quiet", "--no-genes"]) == 0
+    a, b = ad.read_h5ad(tmp_path / "a.h5ad"), ad.read_h5ad(tmp_path / "b.h5ad")
+    np.testing.assert_array_equal(a.obsm[keys.TRAJECTORY], b.obsm[keys.TRAJECTORY])
+    assert a.obs[keys.SUGGESTED_LABEL].equals(b.obs[keys.SUGGESTED_LABEL])
+
+
+def _write(tmp_path, adata, name="bad.h5ad"):
+    p = tmp_path / name
+    adata.write_h5ad(p)
+    return p
+
+
+def _bad_inputs(tmp_path):
+    good = core.make_synthetic(300, 20, 3, seed=1)
+    one_class = good.copy()
+    one_class.obs["label"] = "same"
+    nan_label = good.copy()
+    nan_label.obs["label"] = nan_label.obs["label"].astype(object)
+    nan_label.obs.iloc[3, nan_label.obs.columns.get_loc("label")] = np.nan
+    nonfinite = good.copy()
+    nonfinite.X[5, 2] = np.inf
+    nonfinite_sparse = good.copy()
+    nonfinite_sparse.X = sp.csr_matrix(nonfinite_sparse.X)
+    nonfinite_sparse.X.data[0] = np.nan
+    empty = good[:0].copy()
+    no_genes = ad.AnnData(np.zeros((10, 0), dtype=np.float32), obs=good.obs.iloc[:10].copy())
+    corrupt = tmp_path / "corrupt.h5ad"
+    corrupt.write_bytes(b"this is not an HDF5 file" * 10)
+    return {
+        "missing key": (_write(tmp_path, good, "g.h5ad"), ["--label", "cell_type"], "not in adata.obs"),
+        "one class": (_write(tmp_path, one_class, "one.h5ad"), ["--label", "label"], "at least 2"),
+        "NaN labels": (_write(tmp_path, nan_label, "nan.h5ad"), ["--label", "label"], "no label (NaN)"),
+        "non-finite X": (_write(tmp_path, nonfinite, "inf.h5ad"), ["--label", "label"], "NaN or infinite"),
+        "non-finite sparse X": (_write(tmp_path, nonfinite_sparse, "infs.h5ad"), ["--label", "label"], "NaN or infinite"),
+        "empty": (_write(tmp_path, empty, "empty.h5ad"), ["--label", "label"], "no cells"),
+        "no features": (_write(tmp_path, no_genes, "nogenes.h5ad"), ["--label", "label"], "no features"),
+        "unreadable": (corrupt, ["--label", "label"], "cannot read"),
+        "missing file": (tmp_path / "nope.h5ad", ["--label", "label"], "not found"),
+        "bad epochs": (_write(tmp_path, good, "g2.h5ad"), ["--label", "label", "--epochs", "0"], "epochs"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing key", "one class", "NaN labels", "non-finite X", "non-finite sparse X", "empty", "no features",
+     "unreadable", "missing file", "bad epochs"],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(case, tmp_path, capsys):
+    path, args, message = _bad_inputs(tmp_path)[case]
+    before = _digest(path) if path.exists() else None
+    out = tmp_path / "out.h5ad"
+    rc = cli.main(["score", str(path), "--out", str(out), "--quiet", "--epochs", "2", *args][:])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert message in err and err.startswith("napari-annotatability: error:")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+    if before is not None:
+        assert _digest(path) == before
+
+
+def test_refuses_to_overwrite_the_input(infile, capsys):
+    before = _digest(infile)
+    rc = cli.main(["score", str(infile), "--label", "label", "--out", str(infile), "--epochs", "2"])
+    assert rc == 2 and "refusing to overwrite the input" in capsys.readouterr().err
+    assert _digest(infile) == before
+
+
+def test_missing_output_folder_fails_before_training(infile, tmp_path, capsys):
+    rc = cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "no" / "o.h5ad")])
+    assert rc == 2 and "output folder does not exist" in capsys.readouterr().err
+
+
+def test_failed_write_leaves_no_partial_output(infile, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o.h5ad"
+    out.write_bytes(b"previous result")
+
+    def boom(self, path, *a, **k):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", boom)
+    rc = cli.main(["score", str(infile), "--label", "label", "--out", str(out), "--epochs", "2", "--quiet"])
+    assert rc == 2 and "No space left" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous result"  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_raw_counts_warning_is_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    counts = ad.AnnData(rng.poisson(30, size=(200, 30)).astype(np.float32),
+                        obs=pd.DataFrame({"g": np.repeat(["a", "b"], 100)}, index=[f"c{i}" for i in range(200)]))
+    p = _write(tmp_path, counts, "counts.h5ad")
+    rc = cli.main(["score", str(p), "--label", "g", "--out", str(tmp_path / "o.h5ad"), "--epochs", "2", "--quiet",
+                   "--no-calibrate"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "warning: " in err and "raw counts" in err and "--preprocess" in err
+
+
+def test_compare_and_preprocess_options(tmp_path):
+    rng = np.random.default_rng(0)
+    lam = np.where(np.repeat([True, False], 150)[:, None], 5.0, 20.0) * np.ones((300, 40))
+    counts = ad.AnnData(rng.poisson(lam).astype(np.float32),
+                        obs=pd.DataFrame({"g": np.repeat(["a", "b"], 150), "h": np.tile(["a", "b"], 150)},
+                                         index=[f"c{i}" for i in range(300)]))
+    p = _write(tmp_path, counts, "counts.h5ad")
+    out = tmp_path / "o.h5ad"
+    rc = cli.main(["score", str(p), "--label", "g", "--out", str(out), "--epochs", "3", "--quiet",
+                   "--preprocess", "--compare", "h", "--no-calibrate"])
+    assert rc == 0
+    res = ad.read_h5ad(out)
+    assert keys.OTHER_CONFIDENCE in res.obs and res.uns[keys.UNS]["other_label_key"] == "h"
+    assert not core.looks_like_counts(res.X)
+
+
+def test_demo_runs(capsys, tmp_path):
+    out = tmp_path / "demo.h5ad"
+    assert cli.main(["demo", "--cells", "1200", "--epochs", "5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "planted mislabels flagged erroneous" in text and out.exists()
