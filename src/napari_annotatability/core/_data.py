@@ -161,22 +161,43 @@ class RowSource:
             arr = np.ascontiguousarray(X, dtype=np.float32)
             self._X = torch.from_numpy(arr).to(device)
         self.n_obs, self.n_vars = X.shape
+        self._bufs: dict[int, torch.Tensor] = {}
 
-    # Every batch is a fresh torch allocation (same alignment on both paths): BLAS results can
-    # depend on the alignment of their operands, and sparse and dense input must score alike.
+    # Batches are written into persistent buffers, one per batch size: a fresh multi-megabyte
+    # allocation per batch costs page faults that take longer than the copy itself.  Both paths
+    # hand the model buffers of the same alignment (BLAS results can depend on alignment).  A
+    # returned batch is valid until the next call with the same batch size.
+    def _buffer(self, n_rows: int) -> torch.Tensor:
+        buf = self._bufs.get(n_rows)
+        if buf is None:
+            buf = self._bufs[n_rows] = torch.empty((n_rows, self.n_vars), dtype=torch.float32)
+        return buf
+
+    def _densify(self, block) -> torch.Tensor:
+        buf = self._buffer(block.shape[0])
+        arr = buf.numpy()
+        arr.fill(0.0)
+        block.toarray(out=arr)  # scipy accumulates into ``out``
+        return buf if self.device.type == "cpu" else buf.to(self.device, non_blocking=True)
+
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` (a CPU int64 tensor) as a dense float32 tensor."""
         if self.sparse:
-            return self._to_torch(self._X[idx.numpy()].toarray())
-        return self._X.index_select(0, idx.to(self._X.device))
+            return self._densify(self._X[idx.numpy()])
+        if self._X.device.type != "cpu":
+            return self._X.index_select(0, idx.to(self._X.device))
+        return torch.index_select(self._X, 0, idx, out=self._buffer(idx.shape[0]))
 
     def slice(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` as a dense float32 tensor."""
         if self.sparse:
-            return self._to_torch(self._X[start:stop].toarray())
-        return self._X[start:stop].clone()
-
-    def _to_torch(self, block: np.ndarray) -> torch.Tensor:
-        out = torch.empty(block.shape, dtype=torch.float32, device=self.device)
-        out.copy_(torch.from_numpy(block))
-        return out
+            X = self._X
+            lo, hi = X.indptr[start], X.indptr[stop]
+            rows = sp.csr_matrix(  # a zero-copy view of the rows (slicing a CSR copies them)
+                (X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo),
+                shape=(stop - start, self.n_vars),
+            )
+            return self._densify(rows)
+        if self._X.device.type != "cpu":
+            return self._X[start:stop].clone()
+        return self._buffer(stop - start).copy_(self._X[start:stop])
