@@ -5,7 +5,14 @@ keys (:mod:`napari_annotatability.core.keys`) and return None.
 """
 
 from . import keys
-from .categories import auroc, calibrate_thresholds, categorize, flip_labels, iter_calibrate_thresholds
+from .categories import (
+    auroc,
+    calibrate_thresholds,
+    categories_from_scores,
+    categorize,
+    flip_labels,
+    iter_calibrate_thresholds,
+)
 from .correction import iter_suggest_labels, suggest_labels
 from .dynamics import (
     DynamicsResult,
@@ -15,17 +22,17 @@ from .dynamics import (
     training_dynamics,
 )
 from .errors import AnnotatabilityError, AnnotatabilityInputError, RawCountsWarning, TrainingCancelled
-from .genes import gene_association, mid_indicator, top_genes
+from .genes import gene_association, gene_scores, mid_indicator, top_genes
 from .io import read_h5ad, write_h5ad
-from .pipeline import score, summary, suspicious_cells
+from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
 from .synthetic import make_synthetic
 
 __all__ = [
-    "keys", "auroc", "calibrate_thresholds", "categorize", "flip_labels", "iter_calibrate_thresholds",
+    "keys", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "flip_labels", "iter_calibrate_thresholds",
     "iter_suggest_labels", "suggest_labels", "DynamicsResult", "EpochProgress", "compare_annotations",
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
-    "RawCountsWarning", "TrainingCancelled", "gene_association", "mid_indicator", "top_genes",
-    "read_h5ad", "write_h5ad", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
+    "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
+    "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
     "make_synthetic",
 ]

@@ -40,6 +40,8 @@ class EpochProgress:
         is recorded.
     seconds
         Wall time since the run started.
+    stage
+        Which training of a pipeline this is: ``"training"``, ``"calibrating"``, ``"correcting"``.
     """
 
     epoch: int
@@ -47,6 +49,7 @@ class EpochProgress:
     loss: float
     confidence: np.ndarray | None
     seconds: float
+    stage: str = "training"
 
 
 @dataclass

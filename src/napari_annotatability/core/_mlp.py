@@ -86,14 +86,15 @@ class LeanMLP:
         self.flat = self.flat.to(self.device)
         self.weights, self.biases = [], []
         self._views(self.flat, self.weights, self.biases)
-        self.grad = torch.zeros_like(self.flat)
-        self.grad_w: list[torch.Tensor] = []
-        self.grad_b: list[torch.Tensor] = []
-        self._views(self.grad, self.grad_w, self.grad_b)
-        # Momentum buffer scaled by the batch size (see ``train_step``); None until the first step.
-        self._buf: torch.Tensor | None = None
+        # Momentum buffer, kept multiplied by the batch size (see ``train_step``).
+        self.buf = torch.zeros_like(self.flat)
+        self.buf_w: list[torch.Tensor] = []
+        self.buf_b: list[torch.Tensor] = []
+        self._views(self.buf, self.buf_w, self.buf_b)
+        self._buf_scale: int | None = None
         self._acts: dict[int, list[torch.Tensor]] = {}
         self._neg: dict[int, torch.Tensor] = {}
+        self._one: dict[int, torch.Tensor] = {}
 
     def _views(self, flat: torch.Tensor, ws: list[torch.Tensor], bs: list[torch.Tensor]) -> None:
         off = 0
@@ -138,10 +139,11 @@ class LeanMLP:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One SGD-momentum step on the mean cross-entropy of batch ``(x, y)``.
 
-        The gradient of the *summed* loss is accumulated in ``self.grad`` (no 1/B scaling);
-        the momentum buffer ``buf`` is kept scaled by the batch size so that the update reads
-        ``buf = g + m * buf`` and ``p -= lr / B * buf`` -- the same sequence as torch.optim.SGD
-        for a constant batch size.  A smaller last batch is handled by rescaling ``buf``.
+        torch.optim.SGD computes ``buf = m * buf + mean_grad; p -= lr * buf``.  Here the buffer
+        holds ``B * buf`` so that the *summed* gradient GEMM can accumulate into it directly
+        (``addmm_`` with ``beta = m``: the momentum update costs no extra pass), and the step is
+        ``p -= lr / B * buf``.  Forward, backward and update are 3 + 2 x depth GEMMs and a
+        handful of element-wise calls, with no autograd.
         """
         bsz = x.shape[0]
         acts = self._acts.get(bsz)
@@ -158,14 +160,23 @@ class LeanMLP:
         # dL/dz for the summed cross-entropy: softmax - onehot
         g = torch.softmax(acts[-1], dim=1)
         g.scatter_add_(1, y.view(-1, 1), self._minus_ones(bsz))
+        beta = self._momentum_beta(bsz)
         for k in range(n_layers - 1, -1, -1):
             inp = x if k == 0 else acts[k - 1]
-            torch.mm(inp.t(), g, out=self.grad_w[k])
-            torch.sum(g, dim=0, out=self.grad_b[k])
+            # the gradient GEMM accumulates straight into the momentum buffer:
+            # buf = momentum * buf + grad  (beta = 0 on the first step, as torch.optim.SGD)
+            self.buf_w[k].addmm_(inp.t(), g, beta=beta)
+            self.buf_b[k].addmv_(g.t(), self._ones(bsz), beta=beta)
             if k > 0:
                 # ReLU backward in one call: keep g where the activation was positive
                 g = _relu_backward(torch.mm(g, self.weights[k].t()), acts[k - 1], 0.0)
-        self._momentum_update(bsz)
+        self.flat.add_(self.buf, alpha=-self.lr / bsz)
+
+    def _ones(self, bsz: int) -> torch.Tensor:
+        t = self._one.get(bsz)
+        if t is None:
+            t = self._one[bsz] = torch.ones(bsz, device=self.device)
+        return t
 
     def _minus_ones(self, bsz: int) -> torch.Tensor:
         t = self._neg.get(bsz)
@@ -173,18 +184,18 @@ class LeanMLP:
             t = self._neg[bsz] = torch.full((bsz, 1), -1.0, device=self.device)
         return t
 
-    def _momentum_update(self, bsz: int) -> None:
-        if self._buf is None:
-            # torch.optim.SGD: the first step's buffer is the gradient itself
-            self._buf = self.grad.clone()
-            self._buf_scale = bsz
+    def _momentum_beta(self, bsz: int) -> float:
+        """Factor applied to the momentum buffer before this step's gradient is added.
+
+        The buffer holds ``B * buf`` (B = batch size, the gradient is summed, not averaged), so
+        a batch of another size (the last one of an epoch) rescales it by ``B_new / B_old``.
+        """
+        if self._buf_scale is None:
+            beta = 0.0
         else:
-            if bsz != self._buf_scale:
-                self._buf.mul_(bsz / self._buf_scale)
-                self._buf_scale = bsz
-            # buf_scaled = g_sum + m * buf_scaled   (== B * (g_mean + m * buf))
-            torch.add(self.grad, self._buf, alpha=self.momentum, out=self._buf)
-        self.flat.add_(self._buf, alpha=-self.lr / bsz)
+            beta = self.momentum * bsz / self._buf_scale
+        self._buf_scale = bsz
+        return beta
 
     # -- torch interop (tests, users) ------------------------------------------------------
     def to_module(self) -> torch.nn.Sequential:

@@ -16,7 +16,9 @@ from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
 from .errors import AnnotatabilityInputError
 
-__all__ = ["flip_labels", "iter_calibrate_thresholds", "calibrate_thresholds", "categorize", "auroc"]
+__all__ = [
+    "flip_labels", "iter_calibrate_thresholds", "calibrate_thresholds", "categorize", "categories_from_scores", "auroc",
+]
 
 
 def flip_labels(y: np.ndarray, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +136,32 @@ def calibrate_thresholds(
     return th
 
 
+def categories_from_scores(
+    conf: np.ndarray,
+    var: np.ndarray,
+    conf_cutoff: float,
+    var_cutoff: float,
+    correct_conf: float = 0.95,
+    correct_var: float = 0.15,
+) -> pd.Categorical:
+    """The paper's rule on arrays: see :func:`categorize`."""
+    conf = np.asarray(conf)
+    var = np.asarray(var)
+    erroneous = (conf <= conf_cutoff) & (var <= var_cutoff)
+    correct = ~erroneous & (conf > correct_conf) & (var < correct_var)
+    cat = np.full(conf.shape, keys.CATEGORIES[1], dtype=object)
+    cat[correct] = keys.CATEGORIES[0]
+    cat[erroneous] = keys.CATEGORIES[2]
+    return pd.Categorical(cat, categories=list(keys.CATEGORIES))
+
+
+def write_categories(adata, categories: pd.Categorical, thresholds: dict) -> None:
+    """Store categories, their colours and the cut-offs used."""
+    adata.obs[keys.CATEGORY] = categories
+    adata.uns[f"{keys.CATEGORY}_colors"] = list(keys.CATEGORY_COLORS)
+    adata.uns.setdefault(keys.UNS, {})["thresholds"] = dict(thresholds)
+
+
 def categorize(
     adata,
     *,
@@ -153,8 +181,7 @@ def categorize(
     for k in (keys.CONFIDENCE, keys.VARIABILITY):
         if k not in adata.obs:
             raise AnnotatabilityInputError(f"obs[{k!r}] is missing: run training_dynamics first")
-    info = adata.uns.setdefault(keys.UNS, {})
-    stored = dict(info.get("thresholds", {}))
+    stored = dict(adata.uns.get(keys.UNS, {}).get("thresholds", {}))
     if conf_cutoff is None or var_cutoff is None:
         if "confidence" not in stored:
             raise AnnotatabilityInputError(
@@ -164,19 +191,14 @@ def categorize(
         var_cutoff = stored["variability"] if var_cutoff is None else var_cutoff
     else:
         stored = {"method": "given"}
-    conf = adata.obs[keys.CONFIDENCE].to_numpy()
-    var = adata.obs[keys.VARIABILITY].to_numpy()
-    erroneous = (conf <= conf_cutoff) & (var <= var_cutoff)
-    correct = ~erroneous & (conf > correct_conf) & (var < correct_var)
-    cat = np.full(conf.shape, keys.CATEGORIES[1], dtype=object)
-    cat[correct] = keys.CATEGORIES[0]
-    cat[erroneous] = keys.CATEGORIES[2]
-    adata.obs[keys.CATEGORY] = pd.Categorical(cat, categories=list(keys.CATEGORIES))
-    adata.uns[f"{keys.CATEGORY}_colors"] = list(keys.CATEGORY_COLORS)
-    info["thresholds"] = {
+    cats = categories_from_scores(
+        adata.obs[keys.CONFIDENCE].to_numpy(), adata.obs[keys.VARIABILITY].to_numpy(),
+        conf_cutoff, var_cutoff, correct_conf, correct_var,
+    )
+    write_categories(adata, cats, {
         **stored,
         "confidence": float(conf_cutoff),
         "variability": float(var_cutoff),
         "correct_confidence": float(correct_conf),
         "correct_variability": float(correct_var),
-    }
+    })

@@ -24,19 +24,26 @@ def iter_suggest_labels(
     label_key: str | None = None,
     *,
     train_on: tuple[str, ...] = ("correct", "ambiguous"),
+    categories=None,
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
 ) -> Generator[EpochProgress, None, tuple[pd.Categorical, np.ndarray, dict]]:
-    """Generator form of :func:`suggest_labels`; returns ``(labels, probabilities, info)``."""
+    """Generator form of :func:`suggest_labels`; returns ``(labels, probabilities, info)``.
+
+    ``categories`` (one per cell) replaces ``obs['annot_category']``, for callers that have
+    not written their categories yet.
+    """
     label_key = _label_key(adata, label_key)
-    if keys.CATEGORY not in adata.obs:
-        raise AnnotatabilityInputError(f"obs[{keys.CATEGORY!r}] is missing: run categorize first")
+    if categories is None:
+        if keys.CATEGORY not in adata.obs:
+            raise AnnotatabilityInputError(f"obs[{keys.CATEGORY!r}] is missing: run categorize first")
+        categories = adata.obs[keys.CATEGORY]
     bad = set(train_on) - set(keys.CATEGORIES)
     if bad or not train_on:
         raise AnnotatabilityInputError(f"train_on must name categories among {keys.CATEGORIES}, got {train_on!r}")
     cfg, where = _train_config(adata, dict(train_kwargs))
     y, classes = get_labels(adata, label_key)
-    mask = adata.obs[keys.CATEGORY].isin(train_on).to_numpy()
+    mask = pd.Series(np.asarray(categories)).isin(train_on).to_numpy()
     rows = np.flatnonzero(mask)
     if rows.size == 0:
         raise AnnotatabilityInputError(
@@ -97,10 +104,14 @@ def suggest_labels(
     gen = iter_suggest_labels(adata, label_key, train_on=tuple(train_on), **train_kwargs)
     with tqdm_callback(train_kwargs.get("epochs", 50), "label correction", enabled=progress) as cb:
         labels, prob, info = drive(gen, cb)
+    write_suggestions(adata, _label_key(adata, label_key), labels, prob, info)
+
+
+def write_suggestions(adata, label_key: str, labels: pd.Categorical, prob: np.ndarray, info: dict) -> None:
+    """Store suggested labels (with the annotation's colours, when it has them)."""
     adata.obs[keys.SUGGESTED_LABEL] = labels
     adata.obs[keys.SUGGESTED_PROB] = prob
-    key = _label_key(adata, label_key)
-    colors = adata.uns.get(f"{key}_colors")
+    colors = adata.uns.get(f"{label_key}_colors")
     if colors is not None and len(colors) == len(labels.categories):
         adata.uns[f"{keys.SUGGESTED_LABEL}_colors"] = list(colors)
-    adata.uns.setdefault(keys.UNS, {})["correction"] = info
+    adata.uns.setdefault(keys.UNS, {})["correction"] = dict(info)

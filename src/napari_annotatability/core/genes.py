@@ -12,7 +12,7 @@ from . import keys
 from ._data import get_matrix
 from .errors import AnnotatabilityInputError
 
-__all__ = ["gene_association", "top_genes", "mid_indicator"]
+__all__ = ["gene_association", "gene_scores", "top_genes", "mid_indicator"]
 
 
 def mid_indicator(confidence: np.ndarray, mid_range: tuple[float, float] = (0.25, 0.75)) -> np.ndarray:
@@ -81,24 +81,30 @@ def gene_association(
     """
     if keys.CONFIDENCE not in adata.obs:
         raise AnnotatabilityInputError(f"obs[{keys.CONFIDENCE!r}] is missing: run training_dynamics first")
-    X = get_matrix(adata, layer)
-    conf = adata.obs[keys.CONFIDENCE].to_numpy(dtype=np.float64)
+    scores, info = gene_scores(get_matrix(adata, layer), adata.obs[keys.CONFIDENCE].to_numpy(), mid_range)
+    write_gene_scores(adata, scores, {"layer": layer or "X", **info})
+
+
+def gene_scores(X, confidence: np.ndarray, mid_range: tuple[float, float] = (0.25, 0.75)):
+    """``(n_genes x 3 array of high / low / mid correlations, info)`` for an expression matrix."""
+    conf = np.asarray(confidence, dtype=np.float64)
     mid = mid_indicator(conf, mid_range)
     if mid.min() == mid.max():
         warnings.warn(
             f"no cell (or every cell) has confidence in {mid_range}: annot_gene_mid is all zeros",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     r = _pearson_columns(X, np.column_stack([conf, 1.0 - conf, mid]))
-    adata.var[keys.GENE_HIGH] = r[:, 0].astype(np.float32)
-    adata.var[keys.GENE_LOW] = r[:, 1].astype(np.float32)
-    adata.var[keys.GENE_MID] = r[:, 2].astype(np.float32)
-    adata.uns.setdefault(keys.UNS, {})["genes"] = {
-        "layer": layer or "X",
-        "mid_range": [float(mid_range[0]), float(mid_range[1])],
-        "n_mid_cells": int(mid.sum()),
-    }
+    info = {"mid_range": [float(mid_range[0]), float(mid_range[1])], "n_mid_cells": int(mid.sum())}
+    return r.astype(np.float32), info
+
+
+def write_gene_scores(adata, scores: np.ndarray, info: dict) -> None:
+    adata.var[keys.GENE_HIGH] = scores[:, 0]
+    adata.var[keys.GENE_LOW] = scores[:, 1]
+    adata.var[keys.GENE_MID] = scores[:, 2]
+    adata.uns.setdefault(keys.UNS, {})["genes"] = dict(info)
 
 
 def top_genes(adata, which: str = "low", n: int = 20) -> pd.DataFrame:

@@ -2,17 +2,108 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from . import keys
-from .categories import calibrate_thresholds, categorize
-from .correction import suggest_labels
-from .dynamics import training_dynamics
+from ._data import get_matrix
+from ._engine import EpochProgress, drive
+from ._progress import tqdm_callback
+from .categories import categories_from_scores, iter_calibrate_thresholds, write_categories
+from .correction import iter_suggest_labels, write_suggestions
+from .dynamics import DynamicsResult, iter_training_dynamics
 from .errors import AnnotatabilityInputError
-from .genes import gene_association
+from .genes import gene_scores, write_gene_scores
 
-__all__ = ["score", "summary", "suspicious_cells"]
+__all__ = ["ScoreResult", "iter_score", "score", "summary", "suspicious_cells"]
+
+
+@dataclass
+class ScoreResult:
+    """Everything :func:`iter_score` computed, not yet written to the AnnData."""
+
+    dynamics: DynamicsResult
+    thresholds: dict | None = None
+    categories: pd.Categorical | None = None
+    suggestions: tuple | None = None  # (labels, probabilities, info)
+    genes: tuple | None = None  # (n_genes x 3 scores, info)
+
+    def write(self, adata) -> None:
+        """Store every result under the contract keys (replacing those of an earlier run)."""
+        self.dynamics.write(adata)
+        if self.categories is not None:
+            write_categories(adata, self.categories, self.thresholds or {})
+        if self.suggestions is not None:
+            write_suggestions(adata, self.dynamics.label_key, *self.suggestions)
+        if self.genes is not None:
+            write_gene_scores(adata, *self.genes)
+
+
+def _staged(gen: Generator, stage: str):
+    """Re-yield a training generator's progress tagged with its stage; return its value."""
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield dataclasses.replace(progress, stage=stage)
+
+
+def iter_score(
+    adata,
+    label_key: str,
+    *,
+    calibrate: bool = True,
+    noise: float = 0.1,
+    percentile: float = 90,
+    conf_cutoff: float | None = None,
+    var_cutoff: float | None = None,
+    correct: bool = True,
+    genes: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    **train_kwargs,
+) -> Generator[EpochProgress, None, ScoreResult]:
+    """Generator form of :func:`score`: yields progress of every training, returns the results.
+
+    Only reads ``adata``; write the returned :class:`ScoreResult` with ``result.write(adata)``.
+    The napari widget drives this in a worker thread.
+    """
+    if (conf_cutoff is None) != (var_cutoff is None):
+        raise AnnotatabilityInputError("give both conf_cutoff and var_cutoff, or neither")
+    recipe = {k: v for k, v in train_kwargs.items() if k != "compare_key"}
+    dyn = yield from _staged(
+        iter_training_dynamics(adata, label_key, should_stop=should_stop, **train_kwargs), "training"
+    )
+    result = ScoreResult(dynamics=dyn)
+    conf, var = dyn.confidence, dyn.variability
+    if conf_cutoff is not None:
+        result.thresholds = {"method": "given", "confidence": float(conf_cutoff), "variability": float(var_cutoff)}
+    elif calibrate:
+        result.thresholds = yield from _staged(
+            iter_calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile,
+                                      should_stop=should_stop, **recipe),
+            "calibrating",
+        )
+    if result.thresholds is not None:
+        result.thresholds.update(correct_confidence=0.95, correct_variability=0.15)
+        result.categories = categories_from_scores(
+            conf, var, result.thresholds["confidence"], result.thresholds["variability"]
+        )
+        if correct:
+            result.suggestions = yield from _staged(
+                iter_suggest_labels(adata, label_key, categories=result.categories,
+                                    should_stop=should_stop, **recipe),
+                "correcting",
+            )
+    if genes:
+        scores, info = gene_scores(get_matrix(adata, train_kwargs.get("layer")), conf)
+        result.genes = (scores, {"layer": train_kwargs.get("layer") or "X", **info})
+    return result
 
 
 def score(
@@ -31,24 +122,28 @@ def score(
 ) -> None:
     """Training dynamics, categories, label correction and gene association in one call.
 
-    ``train_kwargs`` go to :func:`training_dynamics` (epochs, lr, seed, device, depth ...)
-    and the same recipe is reused for calibration and label correction.  Cut-offs come from
-    ``conf_cutoff``/``var_cutoff`` when both are given, else from noise calibration
-    (``calibrate``); with neither, no categories (and no label correction) are computed.
+    ``train_kwargs`` go to :func:`training_dynamics` (epochs, lr, seed, device, depth, layer,
+    compare_key ...) and the same recipe is reused for calibration and label correction.
+    Cut-offs are ``conf_cutoff``/``var_cutoff`` when given, else calibrated by noise injection
+    (``calibrate``); with neither there are no categories and no label correction.  Nothing is
+    written to ``adata`` unless every step succeeds.
     """
-    given = conf_cutoff is not None and var_cutoff is not None
-    if (conf_cutoff is None) != (var_cutoff is None):
-        raise AnnotatabilityInputError("give both conf_cutoff and var_cutoff, or neither")
-    training_dynamics(adata, label_key, progress=progress, **train_kwargs)
-    if given:
-        categorize(adata, conf_cutoff=conf_cutoff, var_cutoff=var_cutoff)
-    elif calibrate:
-        calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile, progress=progress)
-        categorize(adata)
-    if correct and keys.CATEGORY in adata.obs:
-        suggest_labels(adata, label_key, progress=progress)
-    if genes:
-        gene_association(adata, layer=train_kwargs.get("layer"))
+    gen = iter_score(
+        adata, label_key, calibrate=calibrate, noise=noise, percentile=percentile, conf_cutoff=conf_cutoff,
+        var_cutoff=var_cutoff, correct=correct, genes=genes, **train_kwargs,
+    )
+    bars: dict[str, Callable] = {}
+    with contextlib.ExitStack() as stack:
+
+        def show(p: EpochProgress) -> None:
+            if p.stage not in bars:
+                bars[p.stage] = stack.enter_context(tqdm_callback(p.n_epochs, p.stage, enabled=progress)) or (
+                    lambda _: None
+                )
+            bars[p.stage](p)
+
+        result = drive(gen, show)
+    result.write(adata)
 
 
 def suspicious_cells(adata, n: int = 10) -> pd.DataFrame:

@@ -1,0 +1,62 @@
+"""The whole analysis as one generator (what the napari widget drives)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_annotatability import core
+from napari_annotatability.core import keys
+
+
+def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
+    gen = core.iter_score(synthetic, "label", epochs=4, seed=0)
+    stages = []
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        stages.append((p.stage, p.epoch))
+        assert keys.CONFIDENCE not in synthetic.obs
+    assert stages == [(s, e) for s in ("training", "calibrating", "correcting") for e in range(1, 5)]
+    result.write(synthetic)
+    for k in (keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB, *keys.SCORE_COLUMNS):
+        assert k in synthetic.obs
+    assert keys.GENE_MID in synthetic.var
+    assert synthetic.uns[keys.UNS]["thresholds"]["method"] == "noise injection"
+
+
+def test_score_equals_the_step_by_step_functions(synthetic):
+    a, b = synthetic.copy(), synthetic.copy()
+    core.score(a, "label", epochs=5, seed=2)
+    core.training_dynamics(b, "label", epochs=5, seed=2)
+    core.calibrate_thresholds(b)
+    core.categorize(b)
+    core.suggest_labels(b)
+    core.gene_association(b)
+    assert a.obs[keys.CATEGORY].equals(b.obs[keys.CATEGORY])
+    assert a.obs[keys.SUGGESTED_LABEL].equals(b.obs[keys.SUGGESTED_LABEL])
+    np.testing.assert_array_equal(a.var[keys.GENE_HIGH], b.var[keys.GENE_HIGH])
+
+
+def test_stopping_during_calibration_leaves_the_data_untouched(synthetic):
+    before = synthetic.copy()
+    state = {"stage": None}
+
+    def stop():
+        return state["stage"] == "calibrating"
+
+    gen = core.iter_score(synthetic, "label", epochs=3, should_stop=stop)
+    with pytest.raises(core.TrainingCancelled):
+        for p in gen:
+            state["stage"] = p.stage
+    assert synthetic.obs.equals(before.obs) and set(synthetic.uns) == set(before.uns)
+
+
+def test_given_cutoffs_skip_calibration(synthetic):
+    gen = core.iter_score(synthetic, "label", epochs=2, conf_cutoff=0.3, var_cutoff=0.1, correct=False, genes=False)
+    assert {p.stage for p in gen} == {"training"}
+    with pytest.raises(core.AnnotatabilityInputError, match="both"):
+        core.score(synthetic, "label", epochs=2, conf_cutoff=0.3)
