@@ -26,7 +26,7 @@ from .genes import gene_association, gene_scores, mid_indicator, top_genes
 from .io import read_h5ad, write_h5ad
 from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
-from .synthetic import make_synthetic
+from .synthetic import make_synthetic, make_synthetic_tissue
 
 __all__ = [
     "keys", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "flip_labels", "iter_calibrate_thresholds",
@@ -34,5 +34,5 @@ __all__ = [
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
     "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
-    "make_synthetic",
+    "make_synthetic", "make_synthetic_tissue",
 ]

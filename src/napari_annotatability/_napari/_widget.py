@@ -1,0 +1,296 @@
+"""The Annotatability dock widget: pick spots and a label, train live, colour by the results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..core import keys
+from ..core.errors import AnnotatabilityError, TrainingCancelled
+from ._colors import color_by, is_categorical, sync_features
+from ._legend import CategoryLegend
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["AnnotatabilityWidget"]
+
+#: colour-by buttons: (text, feature key or None for the annotation itself)
+COLOR_BUTTONS = (
+    ("Label", None),
+    ("Confidence", keys.CONFIDENCE),
+    ("Variability", keys.VARIABILITY),
+    ("Category", keys.CATEGORY),
+    ("Suggested", keys.SUGGESTED_LABEL),
+)
+
+
+def _devices() -> list[str]:
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+class AnnotatabilityWidget(QWidget):
+    """Train on an annotation of a spots layer and watch the spots recolour every epoch.
+
+    The spots layer must carry its AnnData in ``layer.metadata['adata']`` (layers opened with
+    this plugin's reader or sample data do).  Results go to that AnnData (the documented keys)
+    and are mirrored in ``layer.features``.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._cancel_requested = False
+        self._training_layer = None
+        self.legend = CategoryLegend()
+        self._legend_dock = None
+
+        self.layer_combo = ComboBox(label="spots", choices=self._spot_layers, nullable=True)
+        self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
+        # 100: the published default (follow_training_dyn_neural_net); sections of a few thousand
+        # spots take few steps per epoch and need the longer run to separate the categories
+        self.epochs = SpinBox(label="epochs", value=100, min=1, max=2000)
+        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-5, max=1.0, step=1e-4)
+        self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
+        self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.device = ComboBox(label="device", choices=_devices(), value="auto")
+        self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
+        self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
+        self.form = Container(widgets=[
+            self.layer_combo, self.label_combo, self.epochs, self.lr, self.batch_size, self.depth,
+            self.seed, self.device, self.calibrate, self.noise,
+        ])
+        self.lr.native.setDecimals(5)
+        self.layer_combo.changed.connect(self._on_layer_changed)
+        self.calibrate.changed.connect(lambda v: setattr(self.noise, "enabled", bool(v)))
+
+        self.train_button = QPushButton("Train")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.train_button.clicked.connect(self.train)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("Pick a spots layer and the annotation to examine, then press Train.")
+        self.status.setWordWrap(True)
+
+        self.color_buttons: dict[str, QPushButton] = {}
+        grid = QGridLayout()
+        for i, (text, key) in enumerate(COLOR_BUTTONS):
+            btn = QPushButton(text)
+            btn.clicked.connect(lambda _=False, k=key: self.show_feature(k))
+            grid.addWidget(btn, i // 3, i % 3)
+            self.color_buttons[text] = btn
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Colour spots by:"))
+        layout.addLayout(grid)
+        layout.addStretch(1)
+
+        self.viewer.layers.events.inserted.connect(self._reset_choices)
+        self.viewer.layers.events.removed.connect(self._reset_choices)
+        self._reset_choices()
+
+    # -- choices ---------------------------------------------------------------------------
+    def _spot_layers(self, _widget=None) -> list:
+        from napari.layers import Points
+
+        return [lyr for lyr in self.viewer.layers if isinstance(lyr, Points) and "adata" in lyr.metadata]
+
+    def _label_choices(self, _widget=None) -> list[str]:
+        layer = self.layer_combo.value if hasattr(self, "layer_combo") else None
+        if layer is None:
+            return []
+        obs = layer.metadata["adata"].obs
+        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY}
+        out = []
+        for col in obs.columns:
+            if col in derived or not is_categorical(obs[col]) or obs[col].dtype == bool:
+                continue
+            n = obs[col].nunique()
+            if 2 <= n <= max(2, min(200, len(obs) // 2)):
+                out.append(col)
+        return out
+
+    def _reset_choices(self, _event=None) -> None:
+        self.layer_combo.reset_choices()
+        if self.layer_combo.value is None and self.layer_combo.choices:
+            self.layer_combo.value = self.layer_combo.choices[-1]
+        self._on_layer_changed()
+
+    def _on_layer_changed(self, _value=None) -> None:
+        previous = self.label_combo.value
+        self.label_combo.reset_choices()
+        layer = self.layer_combo.value
+        if layer is None:
+            return
+        adata = layer.metadata["adata"]
+        stored = adata.uns.get(keys.UNS, {})
+        preferred = stored.get("label_key") if isinstance(stored, dict) else None
+        options = [c for c in self.label_combo.choices if c is not None]
+        for key in (previous, preferred, "label", *options[:1]):
+            if key is not None and key in options:
+                self.label_combo.value = key
+                break
+        self._update_color_buttons()
+
+    def _update_color_buttons(self) -> None:
+        layer = self.layer_combo.value
+        feats = layer.features if layer is not None else pd.DataFrame()
+        for text, key in COLOR_BUTTONS:
+            ok = layer is not None and (key in feats if key else self.label_combo.value is not None)
+            self.color_buttons[text].setEnabled(bool(ok) and self.worker is None)
+
+    # -- training --------------------------------------------------------------------------
+    @property
+    def is_training(self) -> bool:
+        return self.worker is not None
+
+    def train(self):
+        """Start training in a worker thread; returns the worker (or None if inputs are bad)."""
+        from napari.qt.threading import thread_worker
+        from napari.utils.notifications import show_error
+
+        from ..core.pipeline import iter_score
+
+        if self.is_training:
+            return None
+        layer, label = self.layer_combo.value, self.label_combo.value
+        if layer is None or label is None:
+            show_error("Annotatability: pick a spots layer and an annotation column first")
+            return None
+        adata = layer.metadata["adata"]
+        epochs = int(self.epochs.value)
+        calibrate = bool(self.calibrate.value)
+        params = dict(epochs=epochs, lr=float(self.lr.value), batch_size=int(self.batch_size.value),
+                      depth=int(self.depth.value), seed=int(self.seed.value), device=str(self.device.value))
+        total = epochs * (3 if calibrate else 1)
+        self._cancel_requested = False
+        self._training_layer = layer
+        self._live_colored = False
+
+        @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"})
+        def run():
+            return (yield from iter_score(adata, label, calibrate=calibrate, noise=float(self.noise.value),
+                                          should_stop=lambda: self._cancel_requested, **params))
+
+        worker = run()
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_running(True)
+        self.status.setText(f"Training on {label!r}: starting ...")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running training to stop (it stops within the current epoch)."""
+        if self.worker is None:
+            return
+        self._cancel_requested = True
+        self.status.setText("Cancelling ...")
+        self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.train_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.form.enabled = not running
+        self._update_color_buttons()
+
+    def _on_progress(self, p) -> None:
+        text = {"training": "Training", "calibrating": "Calibrating cut-offs", "correcting": "Label correction"}
+        loss = f", loss {p.loss:.3f}" if p.loss == p.loss else ""
+        self.status.setText(f"{text.get(p.stage, p.stage)}: epoch {p.epoch}/{p.n_epochs}{loss}")
+        layer = self._training_layer
+        if p.stage == "training" and p.confidence is not None and layer is not None and layer in self.viewer.layers:
+            sync_features(layer, layer.metadata["adata"], {keys.CONFIDENCE: p.confidence})
+            if not self._live_colored:
+                color_by(layer, layer.metadata["adata"], keys.CONFIDENCE)
+                self._live_colored = True
+            else:
+                layer.refresh_colors(update_color_mapping=False)
+
+    def _on_result(self, result) -> None:
+        layer = self._training_layer
+        adata = layer.metadata["adata"]
+        result.write(adata)
+        sync_features(layer, adata)
+        counts = adata.obs[keys.CATEGORY].value_counts() if keys.CATEGORY in adata.obs else None
+        if counts is not None:
+            self.status.setText(
+                f"Done in {result.dynamics.seconds:.1f} s: "
+                + ", ".join(f"{counts.get(c, 0)} {c}" for c in keys.CATEGORIES)
+            )
+            self.show_feature(keys.CATEGORY, layer=layer)
+        else:
+            self.status.setText(f"Done in {result.dynamics.seconds:.1f} s.")
+            self.show_feature(keys.CONFIDENCE, layer=layer)
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        if isinstance(exc, TrainingCancelled):
+            return
+        msg = str(exc) if isinstance(exc, (AnnotatabilityError, ValueError, KeyError)) else f"{type(exc).__name__}: {exc}"
+        self.status.setText(f"Training failed: {msg}")
+        show_error(f"Annotatability: {msg}")
+
+    def _on_finished(self) -> None:
+        layer = self._training_layer
+        cancelled = self._cancel_requested
+        self.worker = None
+        self._set_running(False)
+        if cancelled and layer is not None and layer in self.viewer.layers:
+            # drop the live, unfinished scores: the layer shows what the AnnData holds
+            adata = layer.metadata["adata"]
+            sync_features(layer, adata)
+            key = layer.metadata.get("color_by")
+            self.show_feature(key if key in adata.obs else None, layer=layer)
+            self.status.setText("Cancelled: nothing was written.")
+
+    # -- colouring -------------------------------------------------------------------------
+    def show_feature(self, key: str | None, layer=None) -> None:
+        """Colour the spots by ``key`` (None: the annotation); categorical keys get a legend."""
+        layer = layer or self.layer_combo.value
+        if layer is None:
+            return
+        adata = layer.metadata["adata"]
+        if key is None:
+            key = self.label_combo.value or adata.uns.get(keys.UNS, {}).get("label_key")
+            if key is None:
+                return
+        colors = color_by(layer, adata, key)
+        if colors is not None:
+            counts = layer.features[key].astype(str).value_counts().to_dict()
+            self.legend.set_entries(key, colors, counts)
+            self._show_legend()
+        elif self._legend_dock is not None:
+            self._legend_dock.setVisible(False)
+        self.viewer.layers.selection.active = layer
+
+    def _show_legend(self) -> None:
+        window = getattr(self.viewer, "window", None)
+        if window is None or not hasattr(window, "add_dock_widget"):
+            return
+        if self._legend_dock is None:
+            self._legend_dock = window.add_dock_widget(self.legend, name="Annotatability legend", area="right")
+        self._legend_dock.setVisible(True)
