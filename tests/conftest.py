@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 
 from napari_annotatability import core
+
+os.environ.setdefault("QT_API", "pyqt6")
 
 import napari_annotatability
 
@@ -32,3 +35,18 @@ def pbmc():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _display_available() -> bool:
+    import os
+    import shutil
+
+    return bool(os.environ.get("DISPLAY")) or shutil.which("Xvfb") is not None
+
+
+#: widget and screenshot tests need OpenGL on a display; pytest-xvfb provides one when Xvfb is installed
+needs_display = pytest.mark.skipif(
+    not _display_available(),
+    reason="needs a display for OpenGL: install Xvfb and Mesa (apt-get install xvfb libgl1-mesa-dri) "
+    "so that pytest-xvfb can start a virtual one",
+)

@@ -172,6 +172,6 @@ def test_compare_and_preprocess_options(tmp_path):
 
 def test_demo_runs(capsys, tmp_path):
     out = tmp_path / "demo.h5ad"
-    assert cli.main(["demo", "--cells", "1200", "--epochs", "5", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--headless", "--cells", "1200", "--epochs", "5", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "planted mislabels flagged erroneous" in text and out.exists()

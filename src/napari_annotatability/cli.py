@@ -68,11 +68,13 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="run the whole analysis on a built-in synthetic sample with planted mislabels",
-        description="Generate a seeded synthetic dataset with known mislabelled cells, score it, "
-        "and report how well the planted errors were found.",
+        help="open napari on a synthetic tissue section with the widget docked (--headless: score it in the terminal)",
+        description="Open napari with a seeded synthetic tissue section (planted mislabels, a transition "
+        "zone) and the Annotatability widget, ready to press Train.  With --headless, generate a "
+        "synthetic dataset instead, score it and report how well the planted errors were found.",
     )
-    d.add_argument("--out", type=Path, default=None, help="also write the scored sample to this .h5ad")
+    d.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a report")
+    d.add_argument("--out", type=Path, default=None, help="(--headless) also write the scored sample to this .h5ad")
     d.add_argument("--cells", type=int, default=5000, help="cells in the sample (default 5000)")
     d.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -117,6 +119,17 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
+    if not a.headless:
+        try:
+            from ._napari._demo import main as gui_demo
+        except ImportError as err:
+            from .core.errors import AnnotatabilityInputError
+
+            raise AnnotatabilityInputError(
+                f"the napari demo needs napari ({err}); pip install 'napari-annotatability[all]', "
+                "or run 'napari-annotatability demo --headless'"
+            ) from err
+        return gui_demo()
     from . import core
 
     adata = core.make_synthetic(n_cells=a.cells, n_features=200, n_classes=6, seed=a.seed)

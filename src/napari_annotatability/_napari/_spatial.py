@@ -83,10 +83,10 @@ def tissue_image(adata, library_id: str | None = None) -> tuple[np.ndarray, floa
         scalef = float(factors[key])
         if not scalef > 0:
             raise AnnotatabilityInputError(f"scalefactors[{key!r}] must be > 0, got {scalef}")
+        if img.ndim == 3 and img.shape[-1] == 4:
+            img = img[..., :3]  # drop alpha
         if img.ndim < 2 or img.size == 0 or img.min() == img.max():
             continue
-        if img.ndim == 3 and img.shape[-1] == 4:
-            img = img[..., :3]
         return img, 1.0 / scalef, res
     return None
 

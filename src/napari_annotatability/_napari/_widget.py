@@ -163,8 +163,12 @@ class AnnotatabilityWidget(QWidget):
     def is_training(self) -> bool:
         return self.worker is not None
 
-    def train(self):
-        """Start training in a worker thread; returns the worker (or None if inputs are bad)."""
+    def train(self, start: bool = True):
+        """Train in a worker thread; returns the worker (None if no layer/annotation is picked).
+
+        With ``start=False`` the caller connects to the worker's signals and calls
+        ``worker.start()`` itself (tests do, inside ``qtbot.waitSignal(worker.finished)``).
+        """
         from napari.qt.threading import thread_worker
         from napari.utils.notifications import show_error
 
@@ -186,7 +190,8 @@ class AnnotatabilityWidget(QWidget):
         self._training_layer = layer
         self._live_colored = False
 
-        @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"})
+        # errors are handled in _on_error (a notification, no traceback), so none is re-raised
+        @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
         def run():
             return (yield from iter_score(adata, label, calibrate=calibrate, noise=float(self.noise.value),
                                           should_stop=lambda: self._cancel_requested, **params))
@@ -199,16 +204,21 @@ class AnnotatabilityWidget(QWidget):
         self.worker = worker
         self._set_running(True)
         self.status.setText(f"Training on {label!r}: starting ...")
-        worker.start()
+        if start:
+            worker.start()
         return worker
 
     def cancel(self) -> None:
-        """Ask the running training to stop (it stops within the current epoch)."""
+        """Ask the running training to stop: it stops before its next batch.
+
+        The core polls the flag between batches (``should_stop``) and raises
+        ``TrainingCancelled``, which is quicker than the worker's ``quit()`` (checked only
+        between epochs) and leaves the AnnData untouched.
+        """
         if self.worker is None:
             return
         self._cancel_requested = True
         self.status.setText("Cancelling ...")
-        self.worker.quit()
 
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)

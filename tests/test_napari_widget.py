@@ -1,0 +1,153 @@
+"""The dock widget: live training on the synthetic sample, cancel/restart, a real screenshot."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from conftest import needs_display  # noqa: E402
+
+from napari_annotatability.core import keys  # noqa: E402
+
+pytestmark = needs_display
+
+
+@pytest.fixture
+def demo(make_napari_viewer):
+    """The demo: synthetic sample opened through the plugin, the widget docked through napari."""
+    from napari_annotatability._napari._demo import open_demo
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer, widget = open_demo(viewer)
+    return viewer, widget
+
+
+def test_widget_finds_the_sample_and_its_annotation(demo):
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    assert layer is not None and layer.name == "synthetic spots"
+    assert widget.label_combo.value == "label"
+    assert "region" in widget.label_combo.choices and "mislabelled" not in widget.label_combo.choices
+
+
+def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    widget.epochs.value = 30
+    colors_seen = []
+
+    def record(p):
+        if p.stage == "training":
+            colors_seen.append(layer.face_color.copy())
+
+    worker = widget.train(start=False)
+    worker.yielded.connect(record)
+    assert widget.is_training and not widget.train_button.isEnabled()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        worker.start()
+    # recoloured every training epoch, and the colours changed as the network learnt
+    assert len(colors_seen) == 30
+    assert not np.allclose(colors_seen[0], colors_seen[-1])
+    feats = layer.features
+    for k in (*keys.SCORE_COLUMNS, keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB):
+        assert k in feats and k in adata.obs
+    np.testing.assert_array_equal(feats[keys.CONFIDENCE].to_numpy(), adata.obs[keys.CONFIDENCE].to_numpy())
+    # the planted mislabels of the sample come out erroneous; clean spots do not
+    mis = adata.obs["mislabelled"].to_numpy()
+    erroneous = (adata.obs[keys.CATEGORY] == "erroneous").to_numpy()
+    print(f"planted mislabels called erroneous: {erroneous[mis].mean():.0%} of {mis.sum()}; "
+          f"other spots called erroneous: {erroneous[~mis].mean():.1%}")
+    assert erroneous[mis].mean() > 0.6 and erroneous[~mis].mean() < 0.05
+    # coloured by category with a legend, and every colour button works
+    assert layer.metadata["color_by"] == keys.CATEGORY
+    assert [e[0] for e in widget.legend.entries] == list(keys.CATEGORIES)
+    for text, btn in widget.color_buttons.items():
+        assert btn.isEnabled(), text
+        btn.click()
+    widget.color_buttons["Variability"].click()
+    assert layer.face_colorbar.visible and layer.metadata["color_by"] == keys.VARIABILITY
+    widget.color_buttons["Suggested"].click()
+    assert not layer.face_colorbar.visible and widget.legend.entries[0][0] == "cortex"
+
+
+def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    widget.epochs.value = 500
+    errors = []
+    epochs_seen = []
+    worker = widget.train(start=False)
+    worker.errored.connect(errors.append)
+
+    cancelled_at = []
+
+    def on_progress(p):
+        epochs_seen.append(p.epoch)
+        if p.epoch == 2:
+            cancelled_at.append(time.perf_counter())
+            widget.cancel()
+
+    worker.yielded.connect(on_progress)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    stop_delay = time.perf_counter() - cancelled_at[0]
+    # the worker noticed the request between two batches, inside the epoch after the last it finished
+    assert len(errors) == 1 and type(errors[0]).__name__ == "TrainingCancelled"
+    assert f"during epoch {max(epochs_seen) + 1}" in str(errors[0])
+    assert len(epochs_seen) < 20 and stop_delay < 5
+    assert not widget.is_training and widget.train_button.isEnabled()
+    assert keys.CONFIDENCE not in adata.obs and keys.CONFIDENCE not in layer.features  # nothing written
+    assert "Cancelled" in widget.status.text()
+    # the viewer is still usable and a second training completes
+    viewer.layers.selection.active = layer
+    widget.epochs.value = 3
+    widget.calibrate.value = False
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    assert keys.CONFIDENCE in adata.obs and adata.uns[keys.UNS]["params"]["epochs"] == 3
+
+
+def test_bad_annotation_is_a_notification_not_a_traceback(demo, qtbot, monkeypatch):
+    viewer, widget = demo
+    adata = widget.layer_combo.value.metadata["adata"]
+    adata.obs["broken"] = adata.obs["label"].astype(object)
+    adata.obs.iloc[0, adata.obs.columns.get_loc("broken")] = np.nan
+    widget._on_layer_changed()
+    widget.label_combo.value = "broken"
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    assert len(messages) == 1 and "no label (NaN)" in messages[0] and "Traceback" not in messages[0]
+    assert "Training failed" in widget.status.text() and widget.train_button.isEnabled()
+
+
+def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, tmp_path):
+    viewer, widget = demo
+    widget.epochs.value = 20
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        worker.start()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    canvas = viewer.screenshot(canvas_only=True, flash=False)
+    from PIL import Image
+
+    Image.fromarray(shot).save(tmp_path / "widget.png")
+    rgb = canvas[..., :3].astype(int)
+    assert rgb.std() > 20  # not blank
+    # category colours present on the canvas: amber (ambiguous) and red (erroneous) spots ...
+    amber = (abs(rgb[..., 0] - 255) < 40) & (abs(rgb[..., 1] - 159) < 40) & (rgb[..., 2] < 90)
+    red = (abs(rgb[..., 0] - 214) < 40) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
+    assert amber.mean() > 0.05 and red.sum() > 50
+    # ... over the image: tissue pink is visible between the spots
+    pink = (rgb[..., 0] > 200) & (rgb[..., 1] > 120) & (rgb[..., 1] < 190) & (rgb[..., 2] > 160)
+    assert pink.sum() > 100
