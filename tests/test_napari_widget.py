@@ -74,6 +74,7 @@ def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
     assert layer.face_colorbar.visible and layer.metadata["color_by"] == keys.VARIABILITY
     widget.color_buttons["Suggested"].click()
     assert not layer.face_colorbar.visible and widget.legend.entries[0][0] == "cortex"
+    assert widget.legend._grid.count() == 3 * 4  # swatch, name, count per class; old rows gone
 
 
 def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):

@@ -29,8 +29,10 @@ class CategoryLegend(QWidget):
         """Show ``colors`` (name -> hex) under ``title``, with optional ``counts``."""
         while self._grid.count():
             item = self._grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            old = item.widget()
+            if old is not None:
+                old.setParent(None)  # off screen now, not at the next event-loop turn
+                old.deleteLater()
         self._title.setText(title)
         counts = counts or {}
         self.entries = [(name, color, int(counts.get(name, 0))) for name, color in colors.items()]

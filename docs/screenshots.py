@@ -1,0 +1,58 @@
+"""Regenerate the screenshots in docs/images (needs a display: run under xvfb-run on a server).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "images"
+
+
+def main() -> None:
+    import napari
+    from PIL import Image
+    from qtpy.QtWidgets import QApplication
+
+    from napari_annotatability._napari._demo import open_demo
+    from napari_annotatability.core import keys
+
+    OUT.mkdir(exist_ok=True)
+    viewer = napari.Viewer(show=True, title="napari-annotatability")
+    viewer.window.resize(1500, 950)
+    viewer, widget = open_demo(viewer)
+    app = QApplication.instance()
+
+    def settle():
+        for _ in range(30):
+            app.processEvents()
+
+    def save(name):
+        settle()
+        img = Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB")
+        img.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(OUT / name, optimize=True)
+
+    save("01-demo-opened.png")
+    box = {}
+    worker = widget.train(start=False)
+
+    def grab(p):  # the live recolouring, mid-training
+        if p.stage == "training" and p.epoch == 5 and "mid" not in box:
+            box["mid"] = True
+            save("02-training-live.png")
+
+    worker.yielded.connect(grab)
+    worker.start()
+    while widget.is_training:
+        app.processEvents()
+    save("03-categories.png")
+    widget.show_feature(keys.CONFIDENCE)
+    save("04-confidence.png")
+    widget.show_feature(keys.SUGGESTED_LABEL)
+    save("05-suggested-label.png")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
