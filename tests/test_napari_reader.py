@@ -142,3 +142,64 @@ def test_layer_data_rejects_bad_spatial_input():
     a.uns["spatial"] = {"lib": {"images": {"hires": np.random.default_rng(0).random((5, 5, 3))}, "scalefactors": {}}}
     with pytest.raises(core.AnnotatabilityInputError, match="tissue_hires_scalef"):
         layer_data(a, "x")
+
+
+@pytest.fixture
+def spatialdata_store(tmp_path):
+    """The synthetic section as a SpatialData store, as spatialdata-io writes Visium:
+    circles in full-resolution pixels, a table annotating them, the image with a Scale transform."""
+    sd = pytest.importorskip("spatialdata")
+    import warnings
+
+    from spatialdata.models import Image2DModel, ShapesModel, TableModel
+    from spatialdata.transformations import Scale
+
+    from napari_annotatability.core import make_synthetic_tissue
+
+    adata = make_synthetic_tissue(n_spots=400, seed=1)
+    lib = adata.uns.pop("spatial")["synthetic"]
+    img = lib["images"]["hires"]
+    s = lib["scalefactors"]["tissue_hires_scalef"]
+    radius = lib["scalefactors"]["spot_diameter_fullres"] / 2
+    xy = adata.obsm["spatial"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        circles = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), radius),
+                                    index=np.arange(len(xy)))
+        table = adata.copy()
+        table.obs["spot_id"] = np.arange(len(xy))
+        table.obs["region"] = pd.Categorical(["spots"] * len(xy))
+        table = TableModel.parse(table, region="spots", region_key="region", instance_key="spot_id")
+        image = Image2DModel.parse(img.transpose(2, 0, 1), dims=("c", "y", "x"),
+                                   transformations={"global": Scale([1 / s, 1 / s], axes=("y", "x"))})
+        sdata = sd.SpatialData(images={"he": image}, shapes={"spots": circles}, tables={"table": table})
+        path = tmp_path / "section.zarr"
+        sdata.write(path)
+    return path, adata, img, s, radius
+
+
+def test_spatialdata_store_reads_like_its_anndata(spatialdata_store):
+    path, adata, img, s, radius = spatialdata_store
+    reader = napari_get_reader(str(path))
+    assert callable(reader)
+    (image, img_kw, _), (pts, kw, _) = reader(str(path))
+    np.testing.assert_allclose(pts, adata.obsm["spatial"][:, ::-1], rtol=1e-9)
+    np.testing.assert_allclose(img_kw["scale"], (1 / s, 1 / s))
+    np.testing.assert_array_equal(image, img)
+    assert kw["size"] == pytest.approx(2 * radius)
+    read = kw["metadata"]["adata"]
+    assert list(read.obs["label"]) == list(adata.obs["label"])
+    np.testing.assert_array_equal(read.X, adata.X)
+
+
+def test_spatialdata_store_without_table_is_a_clear_error(tmp_path, monkeypatch):
+    sd = pytest.importorskip("spatialdata")
+    import warnings
+
+    from spatialdata.models import ShapesModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        circles = ShapesModel.parse(np.zeros((2, 2)), geometry=0, radius=np.ones(2))
+        sd.SpatialData(shapes={"spots": circles}).write(tmp_path / "empty.zarr")
+    assert napari_get_reader(str(tmp_path / "empty.zarr")) is None  # no tables/: not a table store
