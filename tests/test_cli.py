@@ -175,3 +175,23 @@ def test_demo_runs(capsys, tmp_path):
     assert cli.main(["demo", "--headless", "--cells", "1200", "--epochs", "5", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "planted mislabels flagged erroneous" in text and out.exists()
+
+
+def test_graph_command_end_to_end(infile, tmp_path, capsys):
+    scored = tmp_path / "scored.h5ad"
+    assert cli.main(["score", str(infile), "--label", "label", "--out", str(scored), "--epochs", "5", "--quiet",
+                     "--no-calibrate"]) == 0
+    before = _digest(scored)
+    out = tmp_path / "graph.h5ad"
+    rc = cli.main(["graph", str(scored), "--out", str(out), "--neighbors", "10", "--resolution", "0.5"])
+    assert rc == 0 and _digest(scored) == before
+    res = ad.read_h5ad(out)
+    assert keys.CONNECTIVITIES in res.obsp and keys.COMMUNITY in res.obs and keys.UMAP in res.obsm
+    assert "communities" in capsys.readouterr().out
+
+
+def test_graph_command_needs_scores(infile, tmp_path, capsys):
+    rc = cli.main(["graph", str(infile), "--out", str(tmp_path / "g.h5ad")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "annot_confidence" in err and "training_dynamics" in err
+    assert not (tmp_path / "g.h5ad").exists()

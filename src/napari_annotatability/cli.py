@@ -66,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--top", type=int, default=10, help="suspicious cells listed in the summary (default 10)")
     o.add_argument("--quiet", action="store_true", help="no progress bars or summary")
 
+    g = sub.add_parser(
+        "graph",
+        help="trainability-aware graph, Leiden communities and UMAP of a scored .h5ad",
+        description="Build the trainability-aware kNN graph (expression + confidence rank, optionally "
+        "tissue position) of an .h5ad scored by 'score', its Leiden communities and a UMAP.",
+    )
+    g.add_argument("input", type=Path, help="scored .h5ad (obs['annot_confidence'])")
+    g.add_argument("--out", required=True, type=Path, help="output .h5ad (must differ from the input)")
+    g.add_argument("--alpha", type=float, default=0.9, help="weight of expression vs confidence rank (default 0.9)")
+    g.add_argument("--neighbors", type=int, default=15, help="neighbours per cell (default 15)")
+    g.add_argument("--spatial-weight", type=float, default=0.0, help="weight of the tissue-distance term (default 0)")
+    g.add_argument("--resolution", type=float, default=1.0, help="Leiden resolution (default 1.0)")
+    g.add_argument("--use-rep", default="X_pca", help="obsm key of the expression space (default X_pca)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--no-umap", dest="umap", action="store_false", help="skip the UMAP embedding")
+    g.add_argument("--quiet", action="store_true", help="no summary")
+
     d = sub.add_parser(
         "demo",
         help="open napari on a synthetic tissue section with the widget docked (--headless: score it in the terminal)",
@@ -93,12 +110,8 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from . import core
     from .core.errors import AnnotatabilityInputError
     from .core._data import get_labels
-    from .core.io import _same_file
 
-    if _same_file(a.input, a.out) or a.input.resolve() == a.out.resolve():
-        raise AnnotatabilityInputError(f"refusing to overwrite the input file {a.input}; choose another --out")
-    if not a.out.resolve().parent.is_dir():
-        raise AnnotatabilityInputError(f"output folder does not exist: {a.out.resolve().parent}")
+    _check_paths(a)
     adata = core.read_h5ad(a.input)
     get_labels(adata, a.label)  # a bad --label fails before any work
     if a.preprocess:
@@ -114,6 +127,38 @@ def _cmd_score(a: argparse.Namespace) -> int:
     core.write_h5ad(adata, a.out, protect=(a.input,))
     if not a.quiet:
         print(core.summary(adata, a.top))
+        print(f"wrote {a.out}")
+    return 0
+
+
+def _check_paths(a: argparse.Namespace) -> None:
+    from .core.errors import AnnotatabilityInputError
+    from .core.io import _same_file
+
+    if _same_file(a.input, a.out) or a.input.resolve() == a.out.resolve():
+        raise AnnotatabilityInputError(f"refusing to overwrite the input file {a.input}; choose another --out")
+    if not a.out.resolve().parent.is_dir():
+        raise AnnotatabilityInputError(f"output folder does not exist: {a.out.resolve().parent}")
+
+
+def _cmd_graph(a: argparse.Namespace) -> int:
+    from . import core
+    from .core import keys
+
+    _check_paths(a)
+    adata = core.read_h5ad(a.input)
+    core.trainability_graph(adata, alpha=a.alpha, n_neighbors=a.neighbors, use_rep=a.use_rep,
+                            spatial_weight=a.spatial_weight, seed=a.seed)
+    core.communities(adata, resolution=a.resolution, seed=a.seed)
+    if a.umap:
+        core.trainability_umap(adata, seed=a.seed)
+    core.write_h5ad(adata, a.out, protect=(a.input,))
+    if not a.quiet:
+        info = adata.uns[keys.UNS]["graph"]
+        sizes = adata.obs[keys.COMMUNITY].value_counts()
+        print(f"{adata.n_obs} cells, {info['n_neighbors']} neighbours, alpha {info['alpha']}, spatial weight "
+              f"{info['spatial_weight']}: graph in {info['seconds']:.1f} s; {len(sizes)} communities "
+              f"(largest {int(sizes.iloc[0])} cells)")
         print(f"wrote {a.out}")
     return 0
 
@@ -168,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with _OneLineWarnings():
-            if args.command == "score":
-                return _cmd_score(args)
-            return _cmd_demo(args)
+            return {"score": _cmd_score, "graph": _cmd_graph, "demo": _cmd_demo}[args.command](args)
     except TrainingCancelled as err:
         print(f"{PROG}: stopped: {err}", file=sys.stderr)
         return 130

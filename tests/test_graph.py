@@ -1,0 +1,141 @@
+"""The trainability-aware graph: exact against a dense computation, sparse, symmetric, seeded."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from napari_annotatability import core
+from napari_annotatability.core import graph, keys
+
+
+def _scored(n, d=20, seed=0, spatial=False):
+    rng = np.random.default_rng(seed)
+    rep = rng.normal(size=(n, d))
+    rep[: n // 2] += 3
+    a = ad.AnnData(np.zeros((n, 1), dtype=np.float32), obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]))
+    a.obsm["X_pca"] = rep
+    a.obs[keys.CONFIDENCE] = rng.random(n).astype(np.float32)
+    if spatial:
+        a.obsm["spatial"] = rng.random((n, 2)) * 1000
+    return a
+
+
+def _dense_reference(a, alpha=0.9, k=15, spatial_weight=0.0):
+    """The published make_conf_graph distance, densely (n x n), plus the optional spatial term."""
+    rep = a.obsm["X_pca"]
+    n = a.n_obs
+    dm = np.sqrt(((rep[:, None] - rep[None]) ** 2).sum(-1))
+    conf = a.obs[keys.CONFIDENCE].to_numpy()
+    pos = np.empty(n)
+    pos[np.argsort(conf, kind="stable")] = np.arange(n)
+    D = alpha * dm / dm.mean() + (1 - alpha) * np.abs(pos[:, None] - pos[None]) / ((n + 1) / 3)
+    if spatial_weight:
+        s = a.obsm["spatial"]
+        ds = np.sqrt(((s[:, None] - s[None]) ** 2).sum(-1))
+        D += spatial_weight * ds / ds.mean()
+    np.fill_diagonal(D, np.inf)
+    return np.argsort(D, 1, kind="stable")[:, :k], D
+
+
+def _our_sets(a, k):
+    W = a.obsp[keys.DISTANCES]
+    out = []
+    for i in range(a.n_obs):
+        lo, hi = W.indptr[i], W.indptr[i + 1]
+        out.append(set(W.indices[lo:hi][np.argsort(W.data[lo:hi], kind="stable")][:k]))
+    return out
+
+
+@pytest.mark.parametrize("spatial_weight", [0.0, 0.5])
+def test_neighbours_equal_the_dense_computation(spatial_weight):
+    a = _scored(1500, spatial=True)
+    graph.trainability_graph(a, n_neighbors=10, spatial_weight=spatial_weight)
+    ref, D = _dense_reference(a, k=10, spatial_weight=spatial_weight)
+    ours = _our_sets(a, 10)
+    agree = np.mean([len(o & set(r)) / 10 for o, r in zip(ours, ref)])
+    assert agree > 0.999
+    # weights are exp(-D / mean D) with D the exact blended distance
+    W, Dist = a.obsp[keys.CONNECTIVITIES], a.obsp[keys.DISTANCES]
+    i, j = Dist.nonzero()
+    np.testing.assert_allclose(Dist[i, j].A1, D[i, j], rtol=1e-4)
+    scale = a.uns[keys.UNS]["graph"]["weight_scale"]
+    np.testing.assert_allclose(W[i, j].A1, np.exp(-D[i, j] / scale), rtol=1e-4)
+
+
+def test_approximate_search_agrees_with_the_dense_computation_at_5000_cells():
+    a = _scored(5000, d=30)
+    graph.trainability_graph(a, n_neighbors=15)  # > 4096 cells: NN-descent on the exact metric
+    ref, _ = _dense_reference(a, k=15)
+    agree = np.mean([len(o & set(r)) / 15 for o, r in zip(_our_sets(a, 15), ref)])
+    assert agree >= 0.99, agree
+
+
+def test_graph_is_sparse_symmetric_and_recorded():
+    a = _scored(800)
+    graph.trainability_graph(a, n_neighbors=12, seed=3)
+    W = a.obsp[keys.CONNECTIVITIES]
+    assert sp.isspmatrix_csr(W) or isinstance(W, sp.csr_array)
+    assert (abs(W - W.T) > 1e-12).nnz == 0 and W.diagonal().sum() == 0
+    assert W.nnz <= 2 * 12 * 800 and (W.getnnz(axis=1) >= 12).all()
+    info = a.uns[keys.UNS]["graph"]
+    assert info["n_neighbors"] == 12 and info["alpha"] == 0.9 and info["seed"] == 3
+
+
+def test_alpha_one_is_the_expression_knn():
+    a = _scored(600)
+    graph.trainability_graph(a, n_neighbors=8, alpha=1.0)
+    rep = a.obsm["X_pca"]
+    d = np.sqrt(((rep[:, None] - rep[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    ref = np.argsort(d, 1)[:, :8]
+    assert np.mean([len(o & set(r)) / 8 for o, r in zip(_our_sets(a, 8), ref)]) > 0.999
+
+
+def test_spatial_term_makes_neighbours_closer_on_the_tissue():
+    a = _scored(1000, spatial=True)
+    mean_dist = {}
+    for w in (0.0, 2.0):
+        graph.trainability_graph(a, n_neighbors=10, spatial_weight=w)
+        i, j = a.obsp[keys.DISTANCES].nonzero()
+        mean_dist[w] = np.linalg.norm(a.obsm["spatial"][i] - a.obsm["spatial"][j], axis=1).mean()
+    assert mean_dist[2.0] < 0.5 * mean_dist[0.0]
+
+
+def test_missing_inputs_are_named(synthetic):
+    with pytest.raises(core.AnnotatabilityInputError, match="training_dynamics"):
+        graph.trainability_graph(synthetic)
+    a = _scored(100)
+    with pytest.raises(core.AnnotatabilityInputError, match="spatial"):
+        graph.trainability_graph(a, spatial_weight=1.0)
+    with pytest.raises(core.AnnotatabilityInputError, match="alpha"):
+        graph.trainability_graph(a, alpha=1.5)
+    with pytest.raises(core.AnnotatabilityInputError, match="n_neighbors"):
+        graph.trainability_graph(a, n_neighbors=100)
+    with pytest.raises(core.AnnotatabilityInputError, match="trainability_graph"):
+        graph.communities(a)
+
+
+def test_pca_is_computed_when_missing_with_a_message(synthetic):
+    core.training_dynamics(synthetic, "label", epochs=2)
+    with pytest.warns(UserWarning, match="computing a .*PCA"):
+        graph.trainability_graph(synthetic, n_neighbors=10)
+    assert "X_pca" in synthetic.obsm and keys.CONNECTIVITIES in synthetic.obsp
+
+
+def test_communities_and_embedding_are_seeded(synthetic):
+    core.training_dynamics(synthetic, "label", epochs=5)
+    graph.trainability_graph(synthetic, n_neighbors=10)
+    graph.communities(synthetic, resolution=0.5, seed=1)
+    first = synthetic.obs[keys.COMMUNITY].copy()
+    graph.communities(synthetic, resolution=0.5, seed=1)
+    assert synthetic.obs[keys.COMMUNITY].equals(first)
+    assert isinstance(first.dtype, pd.CategoricalDtype) and first.nunique() > 1
+    assert len(synthetic.uns[f"{keys.COMMUNITY}_colors"]) == first.nunique()
+    graph.trainability_umap(synthetic, seed=0)
+    emb = synthetic.obsm[keys.UMAP]
+    assert emb.shape == (synthetic.n_obs, 2) and np.isfinite(emb).all()
+    assert "X_umap" not in synthetic.obsm and "annot_neighbors" not in synthetic.uns
