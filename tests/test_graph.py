@@ -66,9 +66,10 @@ def test_neighbours_equal_the_dense_computation(spatial_weight):
     np.testing.assert_allclose(W[i, j].A1, np.exp(-D[i, j] / scale), rtol=1e-4)
 
 
-def test_approximate_search_agrees_with_the_dense_computation_at_5000_cells():
+def test_approximate_search_agrees_with_the_dense_computation_at_5000_cells(monkeypatch):
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX", 1000)  # force NN-descent (used above 20 000 cells)
     a = _scored(5000, d=30)
-    graph.trainability_graph(a, n_neighbors=15)  # > 4096 cells: NN-descent on the exact metric
+    graph.trainability_graph(a, n_neighbors=15)
     ref, _ = _dense_reference(a, k=15)
     agree = np.mean([len(o & set(r)) / 15 for o, r in zip(_our_sets(a, 15), ref)])
     assert agree >= 0.99, agree

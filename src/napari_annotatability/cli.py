@@ -108,7 +108,6 @@ def _training_kwargs(a: argparse.Namespace) -> dict:
 
 def _cmd_score(a: argparse.Namespace) -> int:
     from . import core
-    from .core.errors import AnnotatabilityInputError
     from .core._data import get_labels
 
     _check_paths(a)
