@@ -168,9 +168,10 @@ def trainability_graph(
         spatial = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
     scales = blended_distance_scales(rep, conf, alpha, spatial, spatial_weight, seed)
     r = _ranks(conf)
-    parts = [rep * scales["expression"]]
+    # centred (distances do not change) so that float32 Gram-matrix distances stay accurate
+    parts = [(rep - rep.mean(0)) * scales["expression"]]
     if spatial is not None:
-        parts.append(spatial * scales["spatial"])
+        parts.append((spatial - spatial.mean(0)) * scales["spatial"])
     parts.append((r * scales["rank"])[:, None])
     Z = np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
     n_space = 2 if spatial is not None else 0
