@@ -147,10 +147,8 @@ class RowSource:
     so sparse and dense X give the same scores.
     """
 
-    def __init__(self, X, device: torch.device, rows: np.ndarray | None = None) -> None:
+    def __init__(self, X, device: torch.device) -> None:
         self.device = device
-        if rows is not None:
-            X = X[rows]
         self.sparse = sp.issparse(X)
         if self.sparse:
             X = X.tocsr() if X.format != "csr" else X

@@ -1,8 +1,8 @@
 """The training loop shared by training dynamics, noise calibration and label correction.
 
 One generator, :func:`run`, trains the published classifier on integer labels and, every
-epoch *before* that epoch's updates, evaluates every cell under ``no_grad``-free plain tensor
-code (there is no autograd anywhere) to record the probability of one or more label vectors.
+epoch *before* that epoch's updates, evaluates every cell (plain tensor code: there is no
+autograd anywhere) to record the probability of one or more label vectors.
 """
 
 from __future__ import annotations
@@ -95,8 +95,7 @@ def run(
     rows = np.arange(source.n_obs) if train_rows is None else np.asarray(train_rows, dtype=np.int64)
     if rows.size == 0:
         raise AnnotatabilityInputError("no cell to train on")
-    y_train = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-    y_dev = y_train.to(device)
+    y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device)
     rows_t = torch.from_numpy(rows)
     weights = torch.from_numpy(_sampling_weights(y[rows], n_classes)) if cfg.balanced else None
 
