@@ -131,13 +131,10 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _check_paths(a: argparse.Namespace) -> None:
-    from .core.errors import AnnotatabilityInputError
-    from .core.io import _same_file
+    """Fail before any work when --out is the input or cannot be written."""
+    from .core.io import check_output_path
 
-    if _same_file(a.input, a.out) or a.input.resolve() == a.out.resolve():
-        raise AnnotatabilityInputError(f"refusing to overwrite the input file {a.input}; choose another --out")
-    if not a.out.resolve().parent.is_dir():
-        raise AnnotatabilityInputError(f"output folder does not exist: {a.out.resolve().parent}")
+    check_output_path(a.out, protect=(a.input,))
 
 
 def _cmd_graph(a: argparse.Namespace) -> int:

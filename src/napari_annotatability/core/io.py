@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import AnnotatabilityInputError
 
-__all__ = ["read_h5ad", "write_h5ad"]
+__all__ = ["read_h5ad", "write_h5ad", "check_output_path"]
 
 
 def read_h5ad(path: str | os.PathLike):
@@ -35,6 +35,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_output_path(path: str | os.PathLike, *, protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Fail early (and clearly) if ``path`` is a protected input or its folder is unusable."""
+    out = Path(path)
+    for src in protect:
+        if src is not None and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
+            raise AnnotatabilityInputError(f"refusing to overwrite the input file {src}; choose another output path")
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise AnnotatabilityInputError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise AnnotatabilityInputError(f"output folder is not writable: {folder}")
+    return out
+
+
 def write_h5ad(adata, path: str | os.PathLike, *, protect: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Write ``adata`` to ``path`` atomically; refuse to overwrite any file in ``protect``.
 
@@ -42,15 +56,8 @@ def write_h5ad(adata, path: str | os.PathLike, *, protect: tuple[str | os.PathLi
     when complete, so a failure (disk full, permission, crash) never leaves a half-written or
     clobbered file behind.
     """
-    out = Path(path)
-    for src in protect:
-        if src is not None and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
-            raise AnnotatabilityInputError(f"refusing to overwrite the input file {src}; choose another output path")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise AnnotatabilityInputError(f"output folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise AnnotatabilityInputError(f"output folder is not writable: {folder}")
+    out = check_output_path(path, protect=protect)
+    folder = out.resolve().parent
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
