@@ -13,7 +13,7 @@ pytest.importorskip("napari")
 
 from conftest import PACKAGE_DATA  # noqa: E402
 
-from napari_annotatability._napari._reader import napari_get_reader, read_spatial  # noqa: E402
+from napari_annotatability._napari._reader import napari_get_reader  # noqa: E402
 from napari_annotatability._napari._spatial import layer_data  # noqa: E402
 
 VISIUM = PACKAGE_DATA / "visium_tiny"
