@@ -85,7 +85,10 @@ def read_spatial(path):
         adata = load_adata(p)
         if adata.obs_names.has_duplicates:
             adata.obs_names_make_unique()
-        return layer_data(adata, p.stem if p.suffix else p.name)
+        layers = layer_data(adata, p.stem if p.suffix else p.name)
+        for _, kwargs, _ in layers:
+            kwargs["metadata"]["source_path"] = str(p)  # writers never write over it
+        return layers
     except (AnnotatabilityError, OSError, ValueError, KeyError) as err:
         from napari.utils.notifications import show_error
 

@@ -202,6 +202,7 @@ class AnnotatabilityWidget(QWidget):
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
+        layer.metadata["training"] = True  # writers refuse to export a half result
         self._set_running(True)
         self.status.setText(f"Training on {label!r}: starting ...")
         if start:
@@ -268,6 +269,8 @@ class AnnotatabilityWidget(QWidget):
         layer = self._training_layer
         cancelled = self._cancel_requested
         self.worker = None
+        if layer is not None:
+            layer.metadata["training"] = False
         self._set_running(False)
         if cancelled and layer is not None and layer in self.viewer.layers:
             # drop the live, unfinished scores: the layer shows what the AnnData holds
