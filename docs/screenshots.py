@@ -51,6 +51,12 @@ def main() -> None:
     save("04-confidence.png")
     widget.show_feature(keys.SUGGESTED_LABEL)
     save("05-suggested-label.png")
+    _, comm = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability communities")
+    comm.resolution.value = 0.5
+    comm.run()
+    while comm.worker is not None:
+        app.processEvents()
+    save("06-communities.png")
     viewer.close()
 
 

@@ -152,3 +152,27 @@ def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, t
     # ... over the image: tissue pink is visible between the spots
     pink = (rgb[..., 0] > 200) & (rgb[..., 1] > 120) & (rgb[..., 1] < 190) & (rgb[..., 2] > 160)
     assert pink.sum() > 100
+
+
+def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot, monkeypatch):
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    _, comm = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability communities")
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    assert comm.run() is None and "train" in messages[0]  # nothing scored yet: says what to do
+    widget.epochs.value = 10
+    widget.calibrate.value = False
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    comm.resolution.value = 0.5
+    worker = comm.run(start=False)
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        worker.start()
+    assert keys.COMMUNITY in layer.features and keys.CONNECTIVITIES in adata.obsp
+    assert adata.uns[keys.UNS]["communities"]["resolution"] == 0.5
+    assert len(comm.legend.entries) == adata.obs[keys.COMMUNITY].nunique() > 1
+    assert layer.metadata["color_by"] == keys.COMMUNITY

@@ -11,6 +11,7 @@ from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
 from ._colors import color_by, is_categorical, sync_features
+from ._communities import spot_layers
 from ._legend import CategoryLegend
 
 if TYPE_CHECKING:
@@ -110,9 +111,7 @@ class AnnotatabilityWidget(QWidget):
 
     # -- choices ---------------------------------------------------------------------------
     def _spot_layers(self, _widget=None) -> list:
-        from napari.layers import Points
-
-        return [lyr for lyr in self.viewer.layers if isinstance(lyr, Points) and "adata" in lyr.metadata]
+        return spot_layers(self.viewer)
 
     def _label_choices(self, _widget=None) -> list[str]:
         layer = self.layer_combo.value if hasattr(self, "layer_combo") else None

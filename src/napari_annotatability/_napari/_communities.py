@@ -1,0 +1,142 @@
+"""Communities dock: build the trainability-aware graph in the background, colour by community."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..core import keys
+from ._colors import color_by, sync_features
+from ._legend import CategoryLegend
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CommunitiesWidget", "spot_layers"]
+
+
+def spot_layers(viewer, require: str | None = None) -> list:
+    """Points layers tied to an AnnData (optionally one whose obs has ``require``)."""
+    from napari.layers import Points
+
+    out = []
+    for lyr in viewer.layers:
+        if isinstance(lyr, Points) and "adata" in lyr.metadata:
+            if require is None or require in lyr.metadata["adata"].obs:
+                out.append(lyr)
+    return out
+
+
+def _graph_job(adata, params: dict):
+    """Run the graph and Leiden on a light view of ``adata``; return what to write back."""
+    import anndata as ad
+
+    from ..core import graph
+
+    light = ad.AnnData(X=adata.X, obs=adata.obs[[keys.CONFIDENCE]].copy(),
+                       obsm={k: adata.obsm[k] for k in ("X_pca", "spatial") if k in adata.obsm})
+    graph.trainability_graph(light, alpha=params["alpha"], n_neighbors=params["n_neighbors"],
+                             spatial_weight=params["spatial_weight"], seed=params["seed"])
+    graph.communities(light, resolution=params["resolution"], seed=params["seed"])
+    return light
+
+
+class CommunitiesWidget(QWidget):
+    """Trainability-aware graph (alpha, neighbours, spatial weight) and its Leiden communities."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.legend = CategoryLegend()
+        self.layer_combo = ComboBox(label="spots (scored)", choices=self._choices, nullable=True)
+        self.alpha = FloatSpinBox(label="alpha (expression weight)", value=0.9, min=0.0, max=1.0, step=0.05)
+        self.n_neighbors = SpinBox(label="neighbours", value=15, min=2, max=200)
+        self.spatial_weight = FloatSpinBox(label="spatial weight", value=0.0, min=0.0, max=10.0, step=0.1)
+        self.resolution = FloatSpinBox(label="resolution", value=1.0, min=0.01, max=10.0, step=0.1)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.form = Container(widgets=[self.layer_combo, self.alpha, self.n_neighbors, self.spatial_weight,
+                                       self.resolution, self.seed])
+        self.run_button = QPushButton("Build graph and communities")
+        self.run_button.clicked.connect(self.run)
+        self.status = QLabel("Train first (Annotatability widget): the graph needs the confidence scores.")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.status)
+        layout.addWidget(self.legend)
+        layout.addStretch(1)
+        self.viewer.layers.events.inserted.connect(self._reset)
+        self.viewer.layers.events.removed.connect(self._reset)
+        self._reset()
+
+    def _choices(self, _widget=None) -> list:
+        return spot_layers(self.viewer, require=keys.CONFIDENCE)
+
+    def _reset(self, _event=None) -> None:
+        self.layer_combo.reset_choices()
+        options = [c for c in self.layer_combo.choices if c is not None]
+        if self.layer_combo.value is None and options:
+            self.layer_combo.value = options[-1]
+
+    def run(self, start: bool = True):
+        """Build the graph in a worker thread; returns the worker (None without a scored layer)."""
+        from napari.qt.threading import thread_worker
+        from napari.utils.notifications import show_error
+
+        self._reset()
+        layer = self.layer_combo.value
+        if layer is None or self.worker is not None:
+            if layer is None:
+                show_error("Communities: no scored spots layer; train with the Annotatability widget first")
+            return None
+        adata = layer.metadata["adata"]
+        params = {"alpha": float(self.alpha.value), "n_neighbors": int(self.n_neighbors.value),
+                  "spatial_weight": float(self.spatial_weight.value), "resolution": float(self.resolution.value),
+                  "seed": int(self.seed.value)}
+
+        @thread_worker(progress={"total": 0, "desc": "trainability graph"}, ignore_errors=True)
+        def job():
+            return _graph_job(adata, params)
+
+        worker = job()
+        worker.returned.connect(lambda light: self._on_result(layer, light))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.setEnabled(False)
+        self.status.setText("Building the graph ...")
+        if start:
+            worker.start()
+        return worker
+
+    def _on_result(self, layer, light) -> None:
+        adata = layer.metadata["adata"]
+        for k in (keys.CONNECTIVITIES, keys.DISTANCES):
+            adata.obsp[k] = light.obsp[k]
+        adata.obs[keys.COMMUNITY] = light.obs[keys.COMMUNITY].to_numpy()
+        adata.obs[keys.COMMUNITY] = adata.obs[keys.COMMUNITY].astype("category")
+        adata.uns[f"{keys.COMMUNITY}_colors"] = list(light.uns[f"{keys.COMMUNITY}_colors"])
+        info = adata.uns.setdefault(keys.UNS, {})
+        info["graph"] = dict(light.uns[keys.UNS]["graph"])
+        info["communities"] = dict(light.uns[keys.UNS]["communities"])
+        if "X_pca" in light.obsm and "X_pca" not in adata.obsm:
+            adata.obsm["X_pca"] = light.obsm["X_pca"]
+        sync_features(layer, adata)
+        colors = color_by(layer, adata, keys.COMMUNITY)
+        counts = layer.features[keys.COMMUNITY].astype(str).value_counts().to_dict()
+        self.legend.set_entries(keys.COMMUNITY, colors, counts)
+        self.status.setText(f"{len(colors)} communities; graph in {info['graph']['seconds']:.1f} s.")
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(f"Failed: {exc}")
+        show_error(f"Communities: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
