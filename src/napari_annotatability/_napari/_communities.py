@@ -9,7 +9,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ._colors import color_by, sync_features
-from ._legend import CategoryLegend
+from ._legend import show_legend, viewer_legend
 
 if TYPE_CHECKING:
     import napari
@@ -50,7 +50,6 @@ class CommunitiesWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self.legend = CategoryLegend()
         self.layer_combo = ComboBox(label="spots (scored)", choices=self._choices, nullable=True)
         self.alpha = FloatSpinBox(label="alpha (expression weight)", value=0.9, min=0.0, max=1.0, step=0.05)
         self.n_neighbors = SpinBox(label="neighbours", value=15, min=2, max=200)
@@ -67,7 +66,6 @@ class CommunitiesWidget(QWidget):
         layout.addWidget(self.form.native)
         layout.addWidget(self.run_button)
         layout.addWidget(self.status)
-        layout.addWidget(self.legend)
         layout.addStretch(1)
         self.viewer.layers.events.inserted.connect(self._reset)
         self.viewer.layers.events.removed.connect(self._reset)
@@ -128,8 +126,13 @@ class CommunitiesWidget(QWidget):
         sync_features(layer, adata)
         colors = color_by(layer, adata, keys.COMMUNITY)
         counts = layer.features[keys.COMMUNITY].astype(str).value_counts().to_dict()
-        self.legend.set_entries(keys.COMMUNITY, colors, counts)
+        show_legend(self.viewer, keys.COMMUNITY, colors, counts)
         self.status.setText(f"{len(colors)} communities; graph in {info['graph']['seconds']:.1f} s.")
+
+    @property
+    def legend(self):
+        """The viewer's shared legend."""
+        return viewer_legend(self.viewer)
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error

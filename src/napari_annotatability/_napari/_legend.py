@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
+
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-__all__ = ["CategoryLegend"]
+__all__ = ["CategoryLegend", "viewer_legend", "show_legend", "hide_legend"]
 
 
 class CategoryLegend(QWidget):
@@ -45,3 +47,36 @@ class CategoryLegend(QWidget):
             num = QLabel(str(count) if counts else "")
             num.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self._grid.addWidget(num, row, 2)
+
+
+# One legend dock per viewer, shared by every widget that colours spots (kept here, not found
+# by dock title): what it shows always matches the last categorical colouring.
+_DOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def viewer_legend(viewer) -> CategoryLegend:
+    """The viewer's legend widget (created, not yet docked, on first use)."""
+    entry = _DOCKS.get(viewer)
+    if entry is None:
+        entry = _DOCKS[viewer] = {"legend": CategoryLegend(), "dock": None}
+    return entry["legend"]
+
+
+def show_legend(viewer, title: str, colors: dict[str, str], counts: dict[str, int] | None = None) -> None:
+    """Fill the viewer's legend and make sure its dock is visible."""
+    legend = viewer_legend(viewer)
+    legend.set_entries(title, colors, counts)
+    entry = _DOCKS[viewer]
+    window = getattr(viewer, "window", None)
+    if window is None or not hasattr(window, "add_dock_widget"):
+        return
+    if entry["dock"] is None:
+        entry["dock"] = window.add_dock_widget(legend, name="Annotatability legend", area="right")
+    entry["dock"].setVisible(True)
+
+
+def hide_legend(viewer) -> None:
+    """Hide the legend (the spots now use a colormap with napari's colorbar)."""
+    entry = _DOCKS.get(viewer)
+    if entry is not None and entry["dock"] is not None:
+        entry["dock"].setVisible(False)

@@ -12,7 +12,7 @@ from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
 from ._colors import color_by, is_categorical, sync_features
 from ._communities import spot_layers
-from ._legend import CategoryLegend
+from ._legend import hide_legend, show_legend, viewer_legend
 
 if TYPE_CHECKING:
     import napari
@@ -55,8 +55,6 @@ class AnnotatabilityWidget(QWidget):
         self.worker = None
         self._cancel_requested = False
         self._training_layer = None
-        self.legend = CategoryLegend()
-        self._legend_dock = None
 
         self.layer_combo = ComboBox(label="spots", choices=self._spot_layers, nullable=True)
         self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
@@ -292,17 +290,12 @@ class AnnotatabilityWidget(QWidget):
                 return
         colors = color_by(layer, adata, key)
         if colors is not None:
-            counts = layer.features[key].astype(str).value_counts().to_dict()
-            self.legend.set_entries(key, colors, counts)
-            self._show_legend()
-        elif self._legend_dock is not None:
-            self._legend_dock.setVisible(False)
+            show_legend(self.viewer, key, colors, layer.features[key].astype(str).value_counts().to_dict())
+        else:
+            hide_legend(self.viewer)
         self.viewer.layers.selection.active = layer
 
-    def _show_legend(self) -> None:
-        window = getattr(self.viewer, "window", None)
-        if window is None or not hasattr(window, "add_dock_widget"):
-            return
-        if self._legend_dock is None:
-            self._legend_dock = window.add_dock_widget(self.legend, name="Annotatability legend", area="right")
-        self._legend_dock.setVisible(True)
+    @property
+    def legend(self):
+        """The viewer's shared legend (see ``_legend.show_legend``)."""
+        return viewer_legend(self.viewer)
