@@ -180,6 +180,7 @@ class AnnotatabilityWidget(QWidget):
         adata = layer.metadata["adata"]
         epochs = int(self.epochs.value)
         calibrate = bool(self.calibrate.value)
+        noise = float(self.noise.value)  # read widgets here, never from the worker thread
         params = dict(epochs=epochs, lr=float(self.lr.value), batch_size=int(self.batch_size.value),
                       depth=int(self.depth.value), seed=int(self.seed.value), device=str(self.device.value))
         total = epochs * (3 if calibrate else 1)
@@ -190,7 +191,7 @@ class AnnotatabilityWidget(QWidget):
         # errors are handled in _on_error (a notification, no traceback), so none is re-raised
         @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
         def run():
-            return (yield from iter_score(adata, label, calibrate=calibrate, noise=float(self.noise.value),
+            return (yield from iter_score(adata, label, calibrate=calibrate, noise=noise,
                                           should_stop=lambda: self._cancel_requested, **params))
 
         worker = run()
