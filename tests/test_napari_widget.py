@@ -176,3 +176,16 @@ def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot,
     assert adata.uns[keys.UNS]["communities"]["resolution"] == 0.5
     assert len(comm.legend.entries) == adata.obs[keys.COMMUNITY].nunique() > 1
     assert layer.metadata["color_by"] == keys.COMMUNITY
+
+
+def test_save_figure_writes_the_canvas_as_png(demo, tmp_path, monkeypatch):
+    viewer, widget = demo
+    from PIL import Image
+
+    out = widget.save_figure(tmp_path / "figure.png")
+    img = np.asarray(Image.open(out))
+    assert img.ndim == 3 and img.shape[0] > 100 and img[..., :3].std() > 20
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]  # no temporary file left
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    assert widget.save_figure(tmp_path / "missing" / "f.png") is None and "does not exist" in messages[0]

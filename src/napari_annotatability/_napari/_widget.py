@@ -92,6 +92,9 @@ class AnnotatabilityWidget(QWidget):
             grid.addWidget(btn, i // 3, i % 3)
             self.color_buttons[text] = btn
 
+        self.figure_button = QPushButton("Save figure (PNG)...")
+        self.figure_button.clicked.connect(self._ask_figure_path)
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
@@ -101,6 +104,7 @@ class AnnotatabilityWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Colour spots by:"))
         layout.addLayout(grid)
+        layout.addWidget(self.figure_button)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._reset_choices)
@@ -277,6 +281,45 @@ class AnnotatabilityWidget(QWidget):
             key = layer.metadata.get("color_by")
             self.show_feature(key if key in adata.obs else None, layer=layer)
             self.status.setText("Cancelled: nothing was written.")
+
+    # -- figure ----------------------------------------------------------------------------
+    def _ask_figure_path(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save figure", "annotatability.png", "PNG image (*.png)")
+        if path:
+            self.save_figure(path)
+
+    def save_figure(self, path) -> str | None:
+        """Save the current view of the canvas as a PNG (atomically); refused while training."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        from napari.utils.notifications import show_error
+
+        from ..core.io import check_output_path
+
+        if self.is_training:
+            show_error("Annotatability: a training is running; save the figure when it has finished")
+            return None
+        try:
+            out = check_output_path(path)
+        except AnnotatabilityError as err:
+            show_error(f"Annotatability: figure not saved: {err}")
+            return None
+        if out.suffix.lower() != ".png":
+            out = out.with_suffix(".png")
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.resolve().parent)
+        os.close(fd)
+        try:
+            self.viewer.screenshot(path=tmp, canvas_only=True, flash=False)
+            os.replace(tmp, out)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            show_error(f"Annotatability: figure not saved: {err}")
+            return None
+        return str(out)
 
     # -- colouring -------------------------------------------------------------------------
     def show_feature(self, key: str | None, layer=None) -> None:
