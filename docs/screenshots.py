@@ -57,6 +57,13 @@ def main() -> None:
     while comm.worker is not None:
         app.processEvents()
     save("06-communities.png")
+    for w in (comm, widget):  # room for the inspector
+        viewer.window.remove_dock_widget(w)
+    _, insp = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    layer.selected_data = {int(adata.obs["mislabelled"].to_numpy().argmax())}  # a planted mislabel
+    save("07-inspector.png")
     viewer.close()
 
 

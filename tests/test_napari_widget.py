@@ -189,3 +189,21 @@ def test_save_figure_writes_the_canvas_as_png(demo, tmp_path, monkeypatch):
     messages = []
     monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     assert widget.save_figure(tmp_path / "missing" / "f.png") is None and "does not exist" in messages[0]
+
+
+def test_inspector_shows_the_selected_spot(demo, qtbot):
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    _, insp = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
+    widget.epochs.value = 5
+    widget.calibrate.value = False
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    layer.selected_data = {7}  # what a click in select mode does
+    assert adata.obs_names[7] in insp.title.text()
+    assert insp.values["confidence"].text() == f"{adata.obs[keys.CONFIDENCE].iloc[7]:.3f}"
+    assert insp.values["annotated label"].text() == str(adata.obs["label"].iloc[7])
+    (line,) = insp.ax.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), adata.obsm[keys.TRAJECTORY][7])
