@@ -292,31 +292,20 @@ class AnnotatabilityWidget(QWidget):
 
     def save_figure(self, path) -> str | None:
         """Save the current view of the canvas as a PNG (atomically); refused while training."""
-        import os
-        import tempfile
-        from pathlib import Path
-
         from napari.utils.notifications import show_error
 
-        from ..core.io import check_output_path
+        from ..core.io import atomic_write, check_output_path
 
         if self.is_training:
             show_error("Annotatability: a training is running; save the figure when it has finished")
             return None
         try:
             out = check_output_path(path)
+            if out.suffix.lower() != ".png":
+                out = out.with_suffix(".png")
+            atomic_write(out, lambda tmp: self.viewer.screenshot(path=tmp, canvas_only=True, flash=False),
+                         suffix=".png")
         except AnnotatabilityError as err:
-            show_error(f"Annotatability: figure not saved: {err}")
-            return None
-        if out.suffix.lower() != ".png":
-            out = out.with_suffix(".png")
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.resolve().parent)
-        os.close(fd)
-        try:
-            self.viewer.screenshot(path=tmp, canvas_only=True, flash=False)
-            os.replace(tmp, out)
-        except OSError as err:
-            Path(tmp).unlink(missing_ok=True)
             show_error(f"Annotatability: figure not saved: {err}")
             return None
         return str(out)

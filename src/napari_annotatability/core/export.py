@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import AnnotatabilityInputError
-from .io import check_output_path
+from .io import atomic_write, check_output_path
 
 __all__ = ["spots_table", "write_spots_csv", "write_spots_geojson"]
 
@@ -35,17 +33,11 @@ def spots_table(adata) -> pd.DataFrame:
 
 
 def _atomic_text(path: Path, write) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+    def to_file(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
             write(fh)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise AnnotatabilityInputError(f"could not write {path}: {err.strerror or err}") from err
-        raise
-    return path
+
+    return atomic_write(path, to_file)
 
 
 def write_spots_csv(adata, path, *, protect=()) -> Path:

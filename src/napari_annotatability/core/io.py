@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import AnnotatabilityInputError
 
-__all__ = ["read_h5ad", "write_h5ad", "check_output_path"]
+__all__ = ["read_h5ad", "write_h5ad", "check_output_path", "atomic_write"]
 
 
 def read_h5ad(path: str | os.PathLike):
@@ -56,12 +57,20 @@ def write_h5ad(adata, path: str | os.PathLike, *, protect: tuple[str | os.PathLi
     when complete, so a failure (disk full, permission, crash) never leaves a half-written or
     clobbered file behind.
     """
-    out = check_output_path(path, protect=protect)
-    folder = out.resolve().parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+    return atomic_write(check_output_path(path, protect=protect), adata.write_h5ad)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    A failure removes the temporary file and leaves any existing ``path`` untouched; an
+    ``OSError`` (disk full, permission) becomes one clear :class:`AnnotatabilityInputError`.
+    """
+    out = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.resolve().parent)
     os.close(fd)
     try:
-        adata.write_h5ad(tmp)
+        write(tmp)
         os.replace(tmp, out)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
