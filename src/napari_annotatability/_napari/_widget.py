@@ -28,6 +28,15 @@ COLOR_BUTTONS = (
     ("Suggested", keys.SUGGESTED_LABEL),
 )
 
+#: the other docks of the plugin, opened from buttons: (button text, widget display name)
+DOCKS = (
+    ("Data map", "Annotatability data map"),
+    ("Genes", "Annotatability genes"),
+    ("Communities", "Annotatability communities"),
+    ("Spot", "Annotatability spot inspector"),
+    ("Region", "Annotatability region inspector"),
+)
+
 
 def _devices() -> list[str]:
     import torch
@@ -92,6 +101,15 @@ class AnnotatabilityWidget(QWidget):
             grid.addWidget(btn, i // 3, i % 3)
             self.color_buttons[text] = btn
 
+        self.dock_buttons: dict[str, QPushButton] = {}
+        docks = QGridLayout()
+        for i, (text, name) in enumerate(DOCKS):
+            btn = QPushButton(text)
+            btn.setToolTip(f"Open the {name} dock")
+            btn.clicked.connect(lambda _=False, n=name: self.open_dock(n))
+            docks.addWidget(btn, i // 3, i % 3)
+            self.dock_buttons[text] = btn
+
         self.figure_button = QPushButton("Save figure (PNG)...")
         self.figure_button.clicked.connect(self._ask_figure_path)
 
@@ -104,6 +122,8 @@ class AnnotatabilityWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Colour spots by:"))
         layout.addLayout(grid)
+        layout.addWidget(QLabel("Inspect:"))
+        layout.addLayout(docks)
         layout.addWidget(self.figure_button)
         layout.addStretch(1)
 
@@ -246,6 +266,7 @@ class AnnotatabilityWidget(QWidget):
         layer = self._training_layer
         adata = layer.metadata["adata"]
         result.write(adata)
+        layer.metadata["training"] = False  # the results are whole: docks may read them now
         sync_features(layer, adata)
         counts = adata.obs[keys.CATEGORY].value_counts() if keys.CATEGORY in adata.obs else None
         if counts is not None:
@@ -281,6 +302,16 @@ class AnnotatabilityWidget(QWidget):
             key = layer.metadata.get("color_by")
             self.show_feature(key if key in adata.obs else None, layer=layer)
             self.status.setText("Cancelled: nothing was written.")
+
+    def open_dock(self, name: str):
+        """Open (or show again) one of the plugin's docks; returns its widget."""
+        window = getattr(self.viewer, "window", None)
+        if window is None or not hasattr(window, "add_plugin_dock_widget"):
+            return None
+        dock, widget = window.add_plugin_dock_widget("napari-annotatability", name)
+        dock.setVisible(True)
+        dock.raise_()
+        return widget
 
     # -- figure ----------------------------------------------------------------------------
     def _ask_figure_path(self) -> None:

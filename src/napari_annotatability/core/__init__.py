@@ -27,6 +27,7 @@ from .graph import communities, trainability_graph, trainability_umap
 from .io import read_h5ad, write_h5ad
 from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
+from .regions import RegionSummary, region_summary
 from .synthetic import make_synthetic, make_synthetic_tissue
 
 __all__ = [
@@ -35,5 +36,5 @@ __all__ = [
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
     "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
-    "make_synthetic", "make_synthetic_tissue", "communities", "trainability_graph", "trainability_umap",
+    "make_synthetic", "make_synthetic_tissue", "RegionSummary", "region_summary", "communities", "trainability_graph", "trainability_umap",
 ]

@@ -12,7 +12,7 @@ from . import keys
 from ._data import get_matrix
 from .errors import AnnotatabilityInputError
 
-__all__ = ["gene_association", "gene_scores", "top_genes", "mid_indicator"]
+__all__ = ["gene_association", "gene_scores", "top_genes", "mid_indicator", "expression"]
 
 
 def mid_indicator(confidence: np.ndarray, mid_range: tuple[float, float] = (0.25, 0.75)) -> np.ndarray:
@@ -116,3 +116,15 @@ def top_genes(adata, which: str = "low", n: int = 20) -> pd.DataFrame:
         raise AnnotatabilityInputError(f"var[{col!r}] is missing: run gene_association first")
     s = adata.var[col].sort_values(ascending=False).head(n)
     return pd.DataFrame({"gene": s.index, "score": s.to_numpy()})
+
+
+def expression(adata, gene: str, layer: str | None = None) -> np.ndarray:
+    """Expression of one gene in every cell (float64), from ``X`` or ``layers[layer]``."""
+    if gene not in adata.var_names:
+        raise AnnotatabilityInputError(f"gene {gene!r} is not in var_names")
+    j = int(np.flatnonzero(adata.var_names == gene)[0])  # the first one if names repeat
+    X = adata.X if layer is None else adata.layers[layer]
+    col = X[:, j]
+    if sp.issparse(col):
+        col = col.toarray()
+    return np.asarray(col, dtype=np.float64).ravel()
