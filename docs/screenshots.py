@@ -64,6 +64,35 @@ def main() -> None:
     adata = layer.metadata["adata"]
     layer.selected_data = {int(adata.obs["mislabelled"].to_numpy().argmax())}  # a planted mislabel
     save("07-inspector.png")
+    viewer.window.remove_dock_widget(insp)
+
+    import numpy as np
+
+    # data map: a lasso around the low-confidence corner selects those spots on the tissue
+    dmap = widget.open_dock("Annotatability data map")
+    widget.show_feature(keys.CATEGORY)
+    dmap.select_in_map([(0.0, -0.02), (0.35, -0.02), (0.35, 0.45), (0.0, 0.45)])
+    layer.mode = "select"
+    save("08-data-map.png")
+    dmap.clear_selection()
+    layer.mode = "pan_zoom"
+    # region inspector: an ellipse over the graded cortex/medulla transition zone
+    region = widget.open_dock("Annotatability region inspector")
+    viewer.window.remove_dock_widget(dmap)
+    zone = layer.data[adata.obs["transition"].to_numpy()]
+    centre = zone.mean(axis=0)
+    shapes = viewer.add_shapes(name="regions", edge_color="#ffff00", face_color=[1, 1, 0, 0.15], edge_width=12)
+    shapes.add_ellipses(np.array([centre, zone.std(axis=0) * 1.2]))
+    viewer.layers.selection.active = layer
+    save("09-region-inspector.png")
+    viewer.window.remove_dock_widget(region)
+    viewer.layers.remove(shapes)
+    # genes: the table, and the spots coloured by the top gene of the ambiguous (mid) ranking
+    genes = widget.open_dock("Annotatability genes")
+    genes.ranking.value = "mid confidence (ambiguous)"
+    genes.table.selectRow(0)
+    genes.show_gene(genes.genes[0])
+    save("10-genes.png")
     viewer.close()
 
 
