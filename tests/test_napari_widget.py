@@ -207,3 +207,49 @@ def test_inspector_shows_the_selected_spot(demo, qtbot):
     assert insp.values["annotated label"].text() == str(adata.obs["label"].iloc[7])
     (line,) = insp.ax.get_lines()
     np.testing.assert_allclose(line.get_ydata(), adata.obsm[keys.TRAJECTORY][7])
+
+
+def test_export_button_writes_results_and_waits_for_the_training(demo, qtbot, tmp_path, monkeypatch):
+    import anndata as ad
+
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    widget.epochs.value = 5
+    widget.calibrate.value = False
+    worker = widget.train(start=False)
+    # a training is running (not started yet, but the layer is taken): nothing is written
+    assert widget.export(tmp_path / "mid.h5ad") is None and not (tmp_path / "mid.h5ad").exists()
+    assert "training is running" in messages[-1]
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    out = widget.export(tmp_path / "scored.h5ad")
+    back = ad.read_h5ad(out)
+    np.testing.assert_array_equal(back.obs[keys.CONFIDENCE].to_numpy(),
+                                  layer.metadata["adata"].obs[keys.CONFIDENCE].to_numpy())
+    assert widget.export(tmp_path / "spots.csv").endswith("spots.csv")
+    assert widget.export(tmp_path / "spots.txt") is None and ".txt" in messages[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.h5ad", "spots.csv"]
+
+
+def test_a_click_on_a_spot_in_pan_zoom_mode_inspects_it(demo):
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    insp = widget.open_dock("Annotatability spot inspector")
+    assert layer.mode == "pan_zoom"
+    pos = tuple(layer.data[42])
+
+    def event(kind):
+        from types import SimpleNamespace
+
+        return ReadOnlyWrapper(SimpleNamespace(type=kind, position=pos, view_direction=None, dims_displayed=[0, 1],
+                                               modifiers=[], button=1, handled=False, is_dragging=False))
+
+    mouse_press_callbacks(layer, event("mouse_press"))
+    mouse_release_callbacks(layer, event("mouse_release"))
+    assert layer.metadata["adata"].obs_names[42] in insp.title.text()
+    assert insp.values["annotated label"].text() == str(layer.metadata["adata"].obs["label"].iloc[42])

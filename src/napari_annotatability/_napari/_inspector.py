@@ -26,7 +26,11 @@ FIELDS = (
 
 
 class InspectorWidget(QWidget):
-    """Select a spot (select mode, click) to see its label, scores and p(label) per epoch."""
+    """Click a spot (in any mode) to see its label, scores and p(label) per epoch.
+
+    In pan/zoom mode a click (a press and release without a drag) on a spot shows it; in select
+    mode selecting a single spot does.
+    """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
@@ -34,7 +38,7 @@ class InspectorWidget(QWidget):
         from matplotlib.figure import Figure
 
         self.viewer = napari_viewer
-        self.title = QLabel("Select a spot (select-points mode, click) to inspect it.")
+        self.title = QLabel("Click a spot on the tissue to inspect it.")
         self.title.setWordWrap(True)
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
@@ -60,6 +64,20 @@ class InspectorWidget(QWidget):
                 continue
             self._watched.add(id(layer))
             layer.selected_data.events.items_changed.connect(lambda *_a, lyr=layer: self._on_selection(lyr))
+            layer.mouse_drag_callbacks.append(self._on_click)
+
+    def _on_click(self, layer, event):
+        """A click without a drag on a spot (pan/zoom mode) shows that spot."""
+        if layer.mode != "pan_zoom" or "adata" not in layer.metadata:
+            return
+        start = tuple(event.position)
+        yield
+        while event.type == "mouse_move":
+            yield
+        if event.type == "mouse_release" and tuple(event.position) == start:
+            index = layer.get_value(start, world=True)
+            if index is not None:
+                self.show_spot(layer, int(index))
 
     def _on_selection(self, layer) -> None:
         selected = sorted(layer.selected_data)
@@ -72,6 +90,8 @@ class InspectorWidget(QWidget):
         obs = adata.obs
         info = adata.uns.get(keys.UNS, {})
         label_key = info.get("label_key") if isinstance(info, dict) else None
+        if label_key is None and layer.metadata.get("color_by") in obs:
+            label_key = layer.metadata["color_by"]  # not trained yet: the annotation on show
         self.title.setText(f"<b>{adata.obs_names[index]}</b> ({layer.name}, spot {index})")
         for name, key in FIELDS:
             key = key or label_key

@@ -37,6 +37,13 @@ DOCKS = (
     ("Region", "Annotatability region inspector"),
 )
 
+#: export file filters -> the extension each adds
+EXPORT_FILTERS = {
+    "AnnData with all results (*.h5ad)": ".h5ad",
+    "Spots table (*.csv)": ".csv",
+    "Spots GeoJSON (*.geojson)": ".geojson",
+}
+
 
 def _devices() -> list[str]:
     import torch
@@ -110,6 +117,10 @@ class AnnotatabilityWidget(QWidget):
             docks.addWidget(btn, i // 3, i % 3)
             self.dock_buttons[text] = btn
 
+        self.export_button = QPushButton("Export spots...")
+        self.export_button.setToolTip("The AnnData with every result (.h5ad), a per-spot table (.csv) "
+                                      "or spot shapes with their values (.geojson: QuPath, geopandas)")
+        self.export_button.clicked.connect(self._ask_export_path)
         self.figure_button = QPushButton("Save figure (PNG)...")
         self.figure_button.clicked.connect(self._ask_figure_path)
 
@@ -124,7 +135,10 @@ class AnnotatabilityWidget(QWidget):
         layout.addLayout(grid)
         layout.addWidget(QLabel("Inspect:"))
         layout.addLayout(docks)
-        layout.addWidget(self.figure_button)
+        saving = QHBoxLayout()
+        saving.addWidget(self.export_button)
+        saving.addWidget(self.figure_button)
+        layout.addLayout(saving)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._reset_choices)
@@ -312,6 +326,44 @@ class AnnotatabilityWidget(QWidget):
         dock.setVisible(True)
         dock.raise_()
         return widget
+
+    # -- export ----------------------------------------------------------------------------
+    def _ask_export_path(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        layer = self.layer_combo.value
+        stem = layer.name.replace(" ", "_") if layer is not None else "spots"
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export spots", f"{stem}.h5ad", ";;".join(EXPORT_FILTERS))
+        if path:
+            suffix = EXPORT_FILTERS.get(chosen)
+            if suffix and not path.lower().endswith(suffix):
+                path += suffix
+            self.export(path)
+
+    def export(self, path) -> str | None:
+        """Export the chosen spots layer by the file's extension (.h5ad, .csv, .geojson).
+
+        The same writers as *File > Save Selected Layers*: atomic, never over the file the layer
+        was read from, refused while a training runs (each refusal is a notification).
+        """
+        from napari.utils.notifications import show_error
+
+        from . import _writer
+
+        layer = self.layer_combo.value
+        if layer is None:
+            show_error("Annotatability: no spots layer to export")
+            return None
+        writers = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv, ".geojson": _writer.write_geojson}
+        suffix = "." + str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
+        if suffix not in writers:
+            show_error(f"Annotatability: cannot export to {suffix or 'a file without extension'}; "
+                       "use .h5ad, .csv or .geojson")
+            return None
+        data, meta, _ = layer.as_layer_data_tuple()
+        written = writers[suffix](str(path), data, meta)
+        return written[0] if written else None
 
     # -- figure ----------------------------------------------------------------------------
     def _ask_figure_path(self) -> None:
