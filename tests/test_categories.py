@@ -58,7 +58,7 @@ def test_auroc():
 
 
 def test_calibration_reuses_the_recipe_and_finds_mislabels(synthetic):
-    core.training_dynamics(synthetic, "label", epochs=15, seed=0)
+    core.training_dynamics(synthetic, "label", epochs=15, lr=1e-3, seed=0)
     th = core.calibrate_thresholds(synthetic, noise=0.1, percentile=90)
     assert th["epochs"] == 15 and th["method"] == "noise injection"
     assert 0 < th["confidence"] < 1 and 0 <= th["variability"] < 0.5

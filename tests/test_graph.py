@@ -186,7 +186,7 @@ def test_communities_recover_a_hard_to_learn_substate_that_expression_misses(see
     from sklearn.metrics import adjusted_rand_score
 
     a, true, sub = _cluster_with_hard_substate(seed)
-    core.training_dynamics(a, "label", epochs=50, seed=0)
+    core.training_dynamics(a, "label", recipe="published", epochs=50, seed=0)
     conf = a.obs[keys.CONFIDENCE].to_numpy()
     in_a = true == 0
     assert conf[sub].mean() < conf[in_a & ~sub].mean() - 0.25  # the sub-state is hard to learn

@@ -20,10 +20,17 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
             break
         stages.append((p.stage, p.epoch))
         assert keys.CONFIDENCE not in synthetic.obs
-    assert stages == [(s, e) for s in ("training", "calibrating", "correcting") for e in range(1, 5)]
+    # cross-fitting: two networks (one per fold) of 4 epochs each, reported as 8
+    assert stages == ([("training", e) for e in range(1, 5)] + [("cross-fitting", e) for e in range(1, 9)]
+                      + [(s, e) for s in ("calibrating", "correcting") for e in range(1, 5)])
     result.write(synthetic)
-    for k in (keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB, *keys.SCORE_COLUMNS):
+    for k in (keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB, keys.LABEL_QUALITY, keys.OOS_CONFIDENCE,
+              *keys.SCORE_COLUMNS):
         assert k in synthetic.obs
+    obs = synthetic.obs
+    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], np.sqrt(obs[keys.CONFIDENCE] * obs[keys.OOS_CONFIDENCE]),
+                               rtol=1e-5)
+    assert synthetic.uns[keys.UNS]["label_quality"]["folds"] == 2
     assert keys.GENE_MID in synthetic.var
     assert synthetic.uns[keys.UNS]["thresholds"]["method"] == "noise injection"
 
@@ -56,7 +63,8 @@ def test_stopping_during_calibration_leaves_the_data_untouched(synthetic):
 
 
 def test_given_cutoffs_skip_calibration(synthetic):
-    gen = core.iter_score(synthetic, "label", epochs=2, conf_cutoff=0.3, var_cutoff=0.1, correct=False, genes=False)
+    gen = core.iter_score(synthetic, "label", epochs=2, conf_cutoff=0.3, var_cutoff=0.1, correct=False, genes=False,
+                          quality=False)
     assert {p.stage for p in gen} == {"training"}
     with pytest.raises(core.AnnotatabilityInputError, match="both"):
         core.score(synthetic, "label", epochs=2, conf_cutoff=0.3)

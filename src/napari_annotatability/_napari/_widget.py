@@ -74,10 +74,14 @@ class AnnotatabilityWidget(QWidget):
 
         self.layer_combo = ComboBox(label="spots", choices=self._spot_layers, nullable=True)
         self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
-        # 100: the published default (follow_training_dyn_neural_net); sections of a few thousand
-        # spots take few steps per epoch and need the longer run to separate the categories
-        self.epochs = SpinBox(label="epochs", value=100, min=1, max=2000)
-        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-5, max=1.0, step=1e-4)
+        # 0 = "auto": the adaptive recipe derives epochs (a step budget) and the learning rate
+        # (from the input scale) from the data; see core.recipes
+        self.epochs = SpinBox(label="epochs", value=0, min=0, max=5000)
+        self.lr = FloatSpinBox(label="learning rate", value=0.0, min=0.0, max=1.0, step=1e-4)
+        self.epochs.native.setSpecialValueText("auto")
+        self.lr.native.setSpecialValueText("auto")
+        self.epochs.tooltip = "0 = auto: about 2000 optimisation steps, 20 to 1000 epochs"
+        self.lr.tooltip = "0 = auto: 1 / mean squared norm of the cells, between 1e-3 and 1e-2"
         self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
         self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
@@ -216,12 +220,18 @@ class AnnotatabilityWidget(QWidget):
             show_error("Annotatability: pick a spots layer and an annotation column first")
             return None
         adata = layer.metadata["adata"]
-        epochs = int(self.epochs.value)
         calibrate = bool(self.calibrate.value)
         noise = float(self.noise.value)  # read widgets here, never from the worker thread
-        params = dict(epochs=epochs, lr=float(self.lr.value), batch_size=int(self.batch_size.value),
-                      depth=int(self.depth.value), seed=int(self.seed.value), device=str(self.device.value))
-        total = epochs * (3 if calibrate else 1)
+        params = dict(epochs=int(self.epochs.value) or None, lr=float(self.lr.value) or None,
+                      batch_size=int(self.batch_size.value), depth=int(self.depth.value),
+                      seed=int(self.seed.value), device=str(self.device.value))
+        epochs = params["epochs"]
+        if epochs is None:  # what "auto" will choose: a step budget, so cheap to know now
+            from ..core.recipes import adaptive_epochs
+
+            epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
+        # training, cross-fitting (two networks), and with calibration: calibrating, correcting
+        total = epochs * (3 + (2 if calibrate else 0))
         self._cancel_requested = False
         self._training_layer = layer
         self._live_colored = False
@@ -264,7 +274,8 @@ class AnnotatabilityWidget(QWidget):
         self._update_color_buttons()
 
     def _on_progress(self, p) -> None:
-        text = {"training": "Training", "calibrating": "Calibrating cut-offs", "correcting": "Label correction"}
+        text = {"training": "Training", "cross-fitting": "Out-of-sample check", "calibrating": "Calibrating cut-offs",
+                "correcting": "Label correction"}
         loss = f", loss {p.loss:.3f}" if p.loss == p.loss else ""
         self.status.setText(f"{text.get(p.stage, p.stage)}: epoch {p.epoch}/{p.n_epochs}{loss}")
         layer = self._training_layer

@@ -75,13 +75,15 @@ def run(
     cfg: TrainConfig,
     *,
     train_rows: np.ndarray | None = None,
+    eval_rows: np.ndarray | None = None,
     record: Sequence[np.ndarray] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[EpochProgress, None, EngineOutput]:
     """Train on labels ``y`` (codes in ``[0, n_classes)``) and record p(label) every epoch.
 
     ``train_rows`` restricts the cells sampled for training (label correction); every cell is
-    still evaluated.  ``record`` lists label vectors whose per-epoch probability is recorded
+    still evaluated, unless ``eval_rows`` restricts that too (cross-fitting: the other cells'
+    recorded values are NaN).  ``record`` lists label vectors whose per-epoch probability is recorded
     (the annotated label, the flipped labels of calibration, a second annotation).
     ``should_stop`` is polled before every batch; when it returns True the generator raises
     :class:`TrainingCancelled`.
@@ -102,8 +104,10 @@ def run(
     n = source.n_obs
     out = EngineOutput(model=model)
     rec_dev = [torch.from_numpy(np.ascontiguousarray(r, dtype=np.int64)).to(device) for r in record]
+    ev_rows = None if eval_rows is None else np.asarray(eval_rows, dtype=np.int64)
+    n_eval = n if ev_rows is None else ev_rows.size
     for _ in rec_dev:
-        out.trajectories.append(np.empty((n, cfg.epochs), dtype=np.float32))
+        out.trajectories.append(np.full((n, cfg.epochs), np.nan if ev_rows is not None else 0.0, dtype=np.float32))
         out.correct_counts.append(np.zeros(n, dtype=np.int32))
         out.margin_sums.append(np.zeros(n, dtype=np.float64))
     conf_sum = np.zeros(n, dtype=np.float64) if rec_dev else None
@@ -115,16 +119,24 @@ def run(
         loss = float("nan")
         if rec_dev:
             nll = 0.0
-            for s in range(0, n, ebs):
-                e = min(n, s + ebs)
-                evals = model.evaluate(source.slice(s, e), [r[s:e] for r in rec_dev])
+            for s in range(0, n_eval, ebs):
+                e = min(n_eval, s + ebs)
+                if ev_rows is None:
+                    sel, xb = slice(s, e), source.slice(s, e)
+                    labels = [r[s:e] for r in rec_dev]
+                else:
+                    sel = ev_rows[s:e]
+                    idx = torch.from_numpy(sel)
+                    xb = source.take(idx)
+                    labels = [r[idx.to(device)] for r in rec_dev]
+                evals = model.evaluate(xb, labels)
                 for k, ev in enumerate(evals):
-                    out.trajectories[k][s:e, epoch] = ev.prob.cpu().numpy()
-                    out.correct_counts[k][s:e] += ev.correct.cpu().numpy()
-                    out.margin_sums[k][s:e] += ev.margin.cpu().numpy()
+                    out.trajectories[k][sel, epoch] = ev.prob.cpu().numpy()
+                    out.correct_counts[k][sel] += ev.correct.cpu().numpy()
+                    out.margin_sums[k][sel] += ev.margin.cpu().numpy()
                     if k == 0:
                         nll += float(ev.nll.sum())
-            loss = nll / n
+            loss = nll / n_eval
             conf_sum += out.trajectories[0][:, epoch]
             out.losses.append(loss)
         # one epoch = len(rows) draws: class-balanced with replacement, or a shuffle

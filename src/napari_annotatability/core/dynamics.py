@@ -15,6 +15,7 @@ from ._data import RowSource, get_labels, get_matrix, resolve_device, warn_if_co
 from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
 from .errors import AnnotatabilityInputError
+from .recipes import resolve_recipe
 
 __all__ = ["DynamicsResult", "iter_training_dynamics", "training_dynamics", "compare_annotations", "EpochProgress"]
 
@@ -107,15 +108,15 @@ def _prepare(adata, label_key, other_key, layer, device):
     X = get_matrix(adata, layer)
     warn_if_counts(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
     dev = resolve_device(device)
-    return RowSource(X, dev), y, y_other, classes, dev
+    return RowSource(X, dev), y, y_other, classes, dev, X
 
 
 def iter_training_dynamics(
     adata,
     label_key: str,
     *,
-    epochs: int = 50,
-    lr: float = 1e-3,
+    epochs: int | None = None,
+    lr: float | None = None,
     momentum: float = 0.9,
     batch_size: int = 256,
     depth: int = 3,
@@ -123,7 +124,8 @@ def iter_training_dynamics(
     layer: str | None = None,
     device: str = "auto",
     seed: int = 0,
-    min_hidden: int = 32,
+    min_hidden: int | None = None,
+    recipe: str = "adaptive",
     compare_key: str | None = None,
     eval_batch_size: int = 4096,
     should_stop: Callable[[], bool] | None = None,
@@ -144,15 +146,18 @@ def iter_training_dynamics(
     -------
     DynamicsResult
     """
+    source, y, y_other, classes, dev, X = _prepare(adata, label_key, compare_key, layer, device)
+    chosen = resolve_recipe(recipe, X, adata.n_obs, batch_size, epochs=epochs, lr=lr, min_hidden=min_hidden,
+                            seed=seed if isinstance(seed, int) and seed >= 0 else 0)
     cfg = TrainConfig(
-        epochs=epochs, lr=lr, momentum=momentum, batch_size=batch_size, depth=depth,
-        balanced=bool(balanced), min_hidden=min_hidden, seed=seed, eval_batch_size=eval_batch_size,
+        epochs=chosen["epochs"], lr=chosen["lr"], momentum=momentum, batch_size=batch_size, depth=depth,
+        balanced=bool(balanced), min_hidden=chosen["min_hidden"], seed=seed, eval_batch_size=eval_batch_size,
     )
-    source, y, y_other, classes, dev = _prepare(adata, label_key, compare_key, layer, device)
     record = [y] if y_other is None else [y, y_other]
     started = time.perf_counter()
     out = yield from run(source, y, len(classes), cfg, record=record, should_stop=should_stop)
-    params = {**cfg.as_dict(), "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
+    params = {**cfg.as_dict(), "recipe": recipe, "derived": chosen["derived"],
+              "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
               "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse)}
     return DynamicsResult(
         label_key=label_key,
@@ -188,16 +193,21 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
         Log-normalised expression (``X`` or ``layers[layer]``, dense or sparse CSR/CSC).
     label_key
         Column of ``adata.obs`` with the annotation to examine.
-    epochs, lr, momentum, batch_size, depth, balanced
-        Training recipe; defaults are the published ones.
+    recipe
+        ``"adaptive"`` (default): the published optimiser and architecture, with epochs, learning
+        rate and a hidden-width floor derived from the data (see :mod:`.recipes`);
+        ``"published"``: the paper's recipe (100 epochs, lr 1e-3, no width floor).
+    epochs, lr, min_hidden
+        Override what the recipe chooses.
+    momentum, batch_size, depth, balanced
+        The published optimiser and architecture (SGD momentum 0.9, batch 256, depth 3,
+        class-balanced sampling).
     layer
         Use ``adata.layers[layer]`` instead of ``X``.
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` ...
     seed
         Seeds initialisation and sampling; the same seed gives the same scores.
-    min_hidden
-        Floor on hidden widths (the published ``in/4`` collapses for small protein panels).
     compare_key
         A second annotation of the same cells: its per-epoch probability under the same run
         is stored in ``obs['annot_other_confidence']``, ``obs['annot_other_variability']`` and
@@ -209,7 +219,7 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
     """
     target = adata.copy() if copy else adata
     gen = iter_training_dynamics(target, label_key, **kwargs)
-    with tqdm_callback(kwargs.get("epochs", 50), "training", enabled=progress) as cb:
+    with tqdm_callback(kwargs.get("epochs") or 1, "training", enabled=progress) as cb:
         result = drive(gen, cb)
     result.write(target)
     return target if copy else None

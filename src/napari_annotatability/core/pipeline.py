@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import keys
+from ._config import TrainConfig
 from ._data import get_matrix
 from ._engine import EpochProgress, drive
 from ._progress import tqdm_callback
@@ -19,6 +20,7 @@ from .correction import iter_suggest_labels, write_suggestions
 from .dynamics import DynamicsResult, iter_training_dynamics
 from .errors import AnnotatabilityInputError
 from .genes import gene_scores, write_gene_scores
+from .quality import QUALITY_RECIPE, iter_out_of_sample, label_quality
 
 __all__ = ["ScoreResult", "iter_score", "score", "summary", "suspicious_cells"]
 
@@ -32,6 +34,7 @@ class ScoreResult:
     categories: pd.Categorical | None = None
     suggestions: tuple | None = None  # (labels, probabilities, info)
     genes: tuple | None = None  # (n_genes x 3 scores, info)
+    out_of_sample: tuple | None = None  # (out-of-sample confidence, info)
 
     def write(self, adata) -> None:
         """Store every result under the contract keys (replacing those of an earlier run)."""
@@ -42,6 +45,11 @@ class ScoreResult:
             write_suggestions(adata, self.dynamics.label_key, *self.suggestions)
         if self.genes is not None:
             write_gene_scores(adata, *self.genes)
+        if self.out_of_sample is not None:
+            oos, info = self.out_of_sample
+            adata.obs[keys.OOS_CONFIDENCE] = oos
+            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.confidence, oos)
+            adata.uns[keys.UNS]["label_quality"] = {"recipe": QUALITY_RECIPE, **info}
 
 
 def _staged(gen: Generator, stage: str):
@@ -65,6 +73,7 @@ def iter_score(
     var_cutoff: float | None = None,
     correct: bool = True,
     genes: bool = True,
+    quality: bool = True,
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
 ) -> Generator[EpochProgress, None, ScoreResult]:
@@ -75,11 +84,18 @@ def iter_score(
     """
     if (conf_cutoff is None) != (var_cutoff is None):
         raise AnnotatabilityInputError("give both conf_cutoff and var_cutoff, or neither")
-    recipe = {k: v for k, v in train_kwargs.items() if k != "compare_key"}
     dyn = yield from _staged(
         iter_training_dynamics(adata, label_key, should_stop=should_stop, **train_kwargs), "training"
     )
+    # every later training reuses the recipe this run resolved (epochs, lr, width floor ...)
+    fields = TrainConfig.__dataclass_fields__
+    recipe = {k: v for k, v in dyn.params.items() if k in fields}
+    recipe.update(layer=train_kwargs.get("layer"), device=dyn.params["device"])
     result = ScoreResult(dynamics=dyn)
+    if quality:
+        result.out_of_sample = yield from _staged(
+            iter_out_of_sample(adata, label_key, should_stop=should_stop, **recipe), "cross-fitting"
+        )
     conf, var = dyn.confidence, dyn.variability
     if conf_cutoff is not None:
         result.thresholds = {"method": "given", "confidence": float(conf_cutoff), "variability": float(var_cutoff)}
@@ -117,20 +133,24 @@ def score(
     var_cutoff: float | None = None,
     correct: bool = True,
     genes: bool = True,
+    quality: bool = True,
     progress: bool = False,
     **train_kwargs,
 ) -> None:
-    """Training dynamics, categories, label correction and gene association in one call.
+    """Training dynamics, label quality, categories, label correction and gene association.
 
-    ``train_kwargs`` go to :func:`training_dynamics` (epochs, lr, seed, device, depth, layer,
-    compare_key ...) and the same recipe is reused for calibration and label correction.
+    ``train_kwargs`` go to :func:`training_dynamics` (recipe, epochs, lr, seed, device, depth,
+    layer, compare_key ...) and the recipe that run resolves is reused for the out-of-sample
+    check, calibration and label correction.  With ``quality`` (default) a cross-fitted
+    out-of-sample check writes ``obs['annot_oos_confidence']`` and ``obs['annot_label_quality']``
+    (see :mod:`.quality`).
     Cut-offs are ``conf_cutoff``/``var_cutoff`` when given, else calibrated by noise injection
     (``calibrate``); with neither there are no categories and no label correction.  Nothing is
     written to ``adata`` unless every step succeeds.
     """
     gen = iter_score(
         adata, label_key, calibrate=calibrate, noise=noise, percentile=percentile, conf_cutoff=conf_cutoff,
-        var_cutoff=var_cutoff, correct=correct, genes=genes, **train_kwargs,
+        var_cutoff=var_cutoff, correct=correct, genes=genes, quality=quality, **train_kwargs,
     )
     bars: dict[str, Callable] = {}
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,105 @@
+"""Label quality: training dynamics combined with an out-of-sample check.
+
+Training dynamics are *in-sample*: the network sees every cell's label, and with many steps on
+few cells it memorises wrong labels (on pbmc68k_reduced with 20 % of labels flipped uniformly,
+in-sample confidence finds them with AUROC ~0.75; cross-validated probabilities with ~0.97).
+Out-of-sample probabilities, in turn, miss *systematic* confusions that the dynamics catch (a
+class partly relabelled as its neighbour: ~0.78 against ~0.90), because a held-out model
+trained on the same confusion predicts it too.
+
+:func:`iter_out_of_sample` cross-fits the same classifier: the cells are split into ``folds``
+class-stratified folds; for each fold a network is trained (same recipe, its own seed) on the
+other folds and records, every epoch, the held-out cells' probability of their annotated label.
+The **out-of-sample confidence** is the mean of that trajectory.  With two folds the cost is
+about one training run: each network takes half the steps and evaluates half the cells.
+
+``annot_label_quality`` is the geometric mean of the in-sample confidence and the out-of-sample
+confidence: a label is trusted only when the network both learns it early and predicts it for
+cells it never saw (higher = more likely correct).  The paper's categories still come from the
+in-sample confidence and variability alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import replace
+
+import numpy as np
+
+from ._data import RowSource, get_labels, get_matrix, resolve_device
+from ._engine import EpochProgress, drive, run
+from .errors import AnnotatabilityInputError
+
+__all__ = ["QUALITY_RECIPE", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
+
+QUALITY_RECIPE = "geometric mean of in-sample confidence and cross-fitted out-of-sample confidence"
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold index per cell: each class dealt round-robin over the folds after a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(y.size, dtype=np.int64)
+    offset = 0
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        rng.shuffle(rows)
+        fold[rows] = (np.arange(rows.size) + offset) % folds
+        offset += rows.size  # small classes do not all start in fold 0
+    return fold
+
+
+def iter_out_of_sample(
+    adata,
+    label_key: str,
+    *,
+    folds: int = 2,
+    should_stop: Callable[[], bool] | None = None,
+    **train_kwargs,
+) -> Generator[EpochProgress, None, tuple[np.ndarray, dict]]:
+    """Cross-fitted out-of-sample confidence; returns ``(confidence, info)``.
+
+    ``train_kwargs`` as for the label-correction retraining (the recipe of the last dynamics
+    run unless overridden).  Yields one progress item per epoch of each fold's network.
+    """
+    from .categories import _train_config
+
+    if not isinstance(folds, int) or folds < 2:
+        raise AnnotatabilityInputError(f"folds must be an integer >= 2, got {folds!r}")
+    cfg, where = _train_config(adata, dict(train_kwargs))
+    y, classes = get_labels(adata, label_key)
+    if adata.n_obs < 2 * folds:
+        raise AnnotatabilityInputError(f"out-of-sample check needs at least {2 * folds} cells, got {adata.n_obs}")
+    fold = stratified_folds(y, folds, cfg.seed)
+    source = RowSource(get_matrix(adata, where["layer"]), resolve_device(where["device"]))
+    conf = np.full(adata.n_obs, np.nan)
+    seconds = 0.0
+    for f in range(folds):
+        held = fold == f
+        sub = replace(cfg, seed=cfg.seed + 1 + f)  # not the main run's network
+        gen = run(source, y, len(classes), sub, train_rows=np.flatnonzero(~held), eval_rows=np.flatnonzero(held),
+                  record=[y], should_stop=should_stop)
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                out = stop.value
+                break
+            yield EpochProgress(epoch=f * cfg.epochs + p.epoch, n_epochs=folds * cfg.epochs, loss=p.loss,
+                                confidence=None, seconds=seconds + p.seconds)
+        seconds += out.seconds
+        conf[held] = out.trajectories[0][held].mean(axis=1, dtype=np.float64)
+    info = {"folds": int(folds), "epochs": int(cfg.epochs), "seed": int(cfg.seed), "seconds": float(seconds)}
+    return conf.astype(np.float32), info
+
+
+def out_of_sample_confidence(adata, label_key: str, *, folds: int = 2, **train_kwargs) -> np.ndarray:
+    """Blocking form of :func:`iter_out_of_sample`; returns the confidence per cell."""
+    conf, _ = drive(iter_out_of_sample(adata, label_key, folds=folds, **train_kwargs))
+    return conf
+
+
+def label_quality(in_sample: np.ndarray, out_of_sample: np.ndarray) -> np.ndarray:
+    """``sqrt(in_sample * out_of_sample)``: the documented combination (higher = more likely correct)."""
+    a = np.clip(np.asarray(in_sample, dtype=np.float64), 0.0, 1.0)
+    b = np.clip(np.asarray(out_of_sample, dtype=np.float64), 0.0, 1.0)
+    return np.sqrt(a * b).astype(np.float32)

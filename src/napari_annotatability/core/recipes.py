@@ -1,0 +1,97 @@
+"""Training recipes: the published one, and defaults derived from the data.
+
+``recipe="published"`` reproduces the paper: 100 epochs (the published default), learning rate
+1e-3, hidden widths in/2 and in/4 with no floor.
+
+``recipe="adaptive"`` (the default) keeps the paper's optimiser and architecture but derives
+three settings from the data, because one fixed recipe fails on data of other shapes:
+
+* **Optimisation steps, not epochs.** 100 epochs of a 700-cell dataset are 300 SGD steps
+  (too few to learn: AUROC of flipped labels ~0.5 on pbmc68k_reduced), of a 100 000-cell one
+  39 000.  Epochs are chosen so that training takes about ``STEP_BUDGET`` mini-batch steps,
+  within ``[MIN_EPOCHS, MAX_EPOCHS]`` (the trajectory needs enough epochs for a variability).
+* **Learning rate from the input scale.** An SGD step moves a cell's first-layer activations by
+  about ``lr * |x|^2`` times the gradient, so the same lr is 100x faster on a 2 000-gene
+  transcriptome (mean |x|^2 ~ 1 000) than on a 9-marker panel (~ 10).  ``lr = 1 / mean |x|^2``,
+  clipped to ``LR_RANGE``: 1e-3 (the paper's) for transcriptomes, up to 1e-2 for low-plex panels.
+* **Hidden-width floor** ``MIN_HIDDEN``: the published in/4 gives 2 units for 9 markers.
+
+Values given explicitly always win over derived ones; what was used is stored in
+``uns['annotatability']['params']`` (``recipe``, ``epochs``, ``lr``, ``min_hidden``) with the
+quantities it was derived from (``derived``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import AnnotatabilityInputError
+
+__all__ = ["RECIPES", "STEP_BUDGET", "MIN_EPOCHS", "MAX_EPOCHS", "LR_RANGE", "MIN_HIDDEN",
+           "adaptive_epochs", "mean_square_norm", "resolve_recipe"]
+
+RECIPES = ("adaptive", "published")
+STEP_BUDGET = 2000
+MIN_EPOCHS, MAX_EPOCHS = 20, 1000
+LR_RANGE = (1e-3, 1e-2)
+MIN_HIDDEN = 32
+PUBLISHED = {"epochs": 100, "lr": 1e-3, "min_hidden": 1}
+
+
+def adaptive_epochs(n_train: int, batch_size: int) -> int:
+    """Epochs for about ``STEP_BUDGET`` mini-batch steps, within ``[MIN_EPOCHS, MAX_EPOCHS]``."""
+    steps_per_epoch = max(1, math.ceil(n_train / max(1, int(batch_size))))
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(STEP_BUDGET / steps_per_epoch))))
+
+
+def mean_square_norm(X, max_rows: int = 20_000, seed: int = 0) -> float:
+    """Mean squared Euclidean norm of the rows of X (dense or sparse), from a seeded sample."""
+    n = X.shape[0]
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+        X = X[rows]
+    if sp.issparse(X):
+        return float(X.multiply(X).sum(dtype=np.float64) / X.shape[0])
+    total = 0.0
+    for s in range(0, X.shape[0], 4096):
+        block = np.asarray(X[s : s + 4096], dtype=np.float64)
+        total += float((block * block).sum())
+    return total / max(1, X.shape[0])
+
+
+def resolve_recipe(
+    recipe: str,
+    X,
+    n_train: int,
+    batch_size: int,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    min_hidden: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """``{"epochs", "lr", "min_hidden", "recipe", "derived"}`` for a training run on ``X``."""
+    if recipe not in RECIPES:
+        raise AnnotatabilityInputError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, got {recipe!r}")
+    derived: dict = {}
+    if recipe == "published":
+        out = dict(PUBLISHED)
+    else:
+        steps_per_epoch = max(1, math.ceil(n_train / max(1, int(batch_size))))
+        out = {"min_hidden": MIN_HIDDEN}
+        derived["steps_per_epoch"] = steps_per_epoch
+        if epochs is None:
+            out["epochs"] = adaptive_epochs(n_train, batch_size)
+        if lr is None:
+            sq = mean_square_norm(X, seed=seed)
+            derived["mean_square_norm"] = sq
+            out["lr"] = float(np.clip(1.0 / sq, *LR_RANGE)) if sq > 0 else LR_RANGE[1]
+    for name, value in (("epochs", epochs), ("lr", lr), ("min_hidden", min_hidden)):
+        if value is not None:
+            out[name] = value
+    out["recipe"] = recipe
+    out["derived"] = derived
+    return out

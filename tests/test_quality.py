@@ -1,0 +1,93 @@
+"""Adaptive recipe, cross-fitted out-of-sample confidence and the combined label quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from napari_annotatability import core
+from napari_annotatability.core import keys
+from napari_annotatability.core.quality import label_quality, out_of_sample_confidence, stratified_folds
+from napari_annotatability.core.recipes import LR_RANGE, MIN_EPOCHS, STEP_BUDGET, mean_square_norm, resolve_recipe
+
+
+def test_published_recipe_is_the_papers():
+    X = np.ones((100, 9))
+    r = resolve_recipe("published", X, 100, 256)
+    assert (r["epochs"], r["lr"], r["min_hidden"]) == (100, 1e-3, 1)
+    a = core.make_synthetic(300, 40, 3, seed=0)
+    core.training_dynamics(a, "label", recipe="published", epochs=3)
+    params = a.uns[keys.UNS]["params"]
+    assert params["recipe"] == "published" and params["hidden"] == [20, 10] and params["lr"] == 1e-3
+
+
+def test_adaptive_recipe_counts_steps_and_scales_the_learning_rate():
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (700, 765))  # mean |x|^2 ~ 765, like pbmc68k_reduced
+    r = resolve_recipe("adaptive", X, 700, 256)
+    assert r["epochs"] == int(np.ceil(STEP_BUDGET / 3)) and r["derived"]["steps_per_epoch"] == 3
+    assert r["lr"] == pytest.approx(1 / mean_square_norm(X))
+    big = resolve_recipe("adaptive", X, 1_000_000, 256)
+    assert big["epochs"] == MIN_EPOCHS  # never fewer epochs than a trajectory needs
+    panel = resolve_recipe("adaptive", X[:, :9] * 0.5, 700, 256)
+    assert panel["lr"] == LR_RANGE[1]  # a low-plex panel gets the fastest rate
+    huge = resolve_recipe("adaptive", X * 10, 700, 256)
+    assert huge["lr"] == LR_RANGE[0]
+    # the mean square norm is the same dense or sparse
+    assert mean_square_norm(sp.csr_matrix(X)) == pytest.approx(mean_square_norm(X))
+    # explicit values win
+    fixed = resolve_recipe("adaptive", X, 700, 256, epochs=7, lr=0.05, min_hidden=4)
+    assert (fixed["epochs"], fixed["lr"], fixed["min_hidden"]) == (7, 0.05, 4)
+    with pytest.raises(core.AnnotatabilityInputError, match="'adaptive', 'published'"):
+        resolve_recipe("fast", X, 700, 256)
+
+
+def test_the_recipe_is_recorded_and_reused(synthetic):
+    core.training_dynamics(synthetic, "label", seed=0)
+    params = synthetic.uns[keys.UNS]["params"]
+    assert params["recipe"] == "adaptive" and params["epochs"] == int(np.ceil(STEP_BUDGET / 8))
+    assert "mean_square_norm" in params["derived"]
+    th = core.calibrate_thresholds(synthetic)
+    assert th["epochs"] == params["epochs"]
+
+
+def test_folds_are_stratified_and_seeded():
+    y = np.repeat([0, 1, 2], [10, 5, 1])
+    f = stratified_folds(y, 2, seed=0)
+    assert np.array_equal(f, stratified_folds(y, 2, seed=0))
+    for c in (0, 1):
+        assert abs((f[y == c] == 0).sum() - (f[y == c] == 1).sum()) <= 1
+
+
+def test_out_of_sample_confidence_is_seeded_and_finds_planted_mislabels(synthetic):
+    a = synthetic
+    core.training_dynamics(a, "label", epochs=30, seed=0)
+    oos = out_of_sample_confidence(a, "label")
+    assert np.isfinite(oos).all() and ((oos >= 0) & (oos <= 1)).all()
+    np.testing.assert_array_equal(oos, out_of_sample_confidence(a, "label"))
+    mis = a.obs["mislabelled"].to_numpy()
+    assert core.auroc(-oos, mis) > 0.95
+    q = label_quality(a.obs[keys.CONFIDENCE].to_numpy(), oos)
+    assert core.auroc(-q, mis) > 0.95
+    with pytest.raises(core.AnnotatabilityInputError, match="folds"):
+        out_of_sample_confidence(a, "label", folds=1)
+
+
+def test_out_of_sample_check_catches_what_memorisation_hides(pbmc):
+    """pbmc68k_reduced: 700 cells, 765 genes; 20 % flipped uniformly.
+
+    The in-sample network memorises the flipped labels; the cross-fitted one cannot.
+    """
+    a = pbmc.copy()
+    codes = a.obs["bulk_labels"].cat.codes.to_numpy().astype(np.int64)
+    cats = np.asarray(a.obs["bulk_labels"].cat.categories)
+    noisy, flipped = core.flip_labels(codes, len(cats), 0.2, seed=0)
+    a.obs["noisy"] = pd.Categorical(cats[noisy], categories=cats)
+    core.score(a, "noisy", seed=0, genes=False, correct=False, calibrate=False)
+    ins = core.auroc(-a.obs[keys.CONFIDENCE].to_numpy(), flipped)
+    oos = core.auroc(-a.obs[keys.OOS_CONFIDENCE].to_numpy(), flipped)
+    both = core.auroc(-a.obs[keys.LABEL_QUALITY].to_numpy(), flipped)
+    print(f"pbmc68k_reduced, 20 % uniform flips: AUROC in-sample {ins:.3f}, out-of-sample {oos:.3f}, quality {both:.3f}")
+    assert oos > 0.93 and oos > ins + 0.1 and both > ins + 0.1
