@@ -16,13 +16,16 @@ PROG = "napari-annotatability"
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training (defaults: the published recipe)")
-    g.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
-    g.add_argument("--lr", type=float, default=1e-3, help="SGD learning rate (default 1e-3)")
+    g = p.add_argument_group("training")
+    g.add_argument("--recipe", default="adaptive", choices=("adaptive", "published"),
+                   help="adaptive (default): epochs, learning rate and width floor derived from the data; "
+                        "published: the paper's (100 epochs, lr 1e-3, no floor)")
+    g.add_argument("--epochs", type=int, default=None, help="training epochs (default: from the recipe)")
+    g.add_argument("--lr", type=float, default=None, help="SGD learning rate (default: from the recipe)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
     g.add_argument("--depth", type=int, default=3, choices=(3, 4, 5), help="network depth (default 3)")
-    g.add_argument("--min-hidden", type=int, default=32, help="floor on hidden widths (default 32)")
+    g.add_argument("--min-hidden", type=int, default=None, help="floor on hidden widths (default: from the recipe)")
     g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
@@ -58,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--var-cutoff", type=float, default=None, help="given variability cut-off (skips calibration)")
     c.add_argument("--no-correct", dest="correct", action="store_false", help="skip label correction")
     c.add_argument("--no-genes", dest="genes", action="store_false", help="skip gene association")
+    c.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the out-of-sample check (no annot_label_quality)")
     o = s.add_argument_group("other")
     o.add_argument("--preprocess", action="store_true",
                    help="log-normalise raw counts and keep 2000 highly variable genes first")
@@ -93,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--headless", action="store_true", help="no window: run the pipeline and print a report")
     d.add_argument("--out", type=Path, default=None, help="(--headless) also write the scored sample to this .h5ad")
     d.add_argument("--cells", type=int, default=5000, help="cells in the sample (default 5000)")
-    d.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the adaptive recipe's)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     return parser
@@ -101,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _training_kwargs(a: argparse.Namespace) -> dict:
     return dict(
-        epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
+        recipe=a.recipe, epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
         min_hidden=a.min_hidden, balanced=not a.unbalanced, seed=a.seed, device=a.device, layer=a.layer,
     )
 
@@ -121,7 +126,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     core.score(
         adata, a.label, calibrate=a.calibrate, noise=a.noise, percentile=a.percentile,
         conf_cutoff=a.conf_cutoff, var_cutoff=a.var_cutoff, correct=a.correct, genes=a.genes,
-        progress=not a.quiet, **kwargs,
+        quality=a.quality, progress=not a.quiet, **kwargs,
     )
     core.write_h5ad(adata, a.out, protect=(a.input,))
     if not a.quiet:

@@ -167,19 +167,20 @@ def score(
 
 
 def suspicious_cells(adata, n: int = 10) -> pd.DataFrame:
-    """The ``n`` cells with the lowest confidence, with their labels and suggestions."""
+    """The ``n`` cells with the lowest label quality (else confidence), with labels and suggestions."""
     info = adata.uns.get(keys.UNS, {})
     label_key = info.get("label_key")
     cols = {"cell": adata.obs_names}
     if label_key in adata.obs:
         cols["label"] = adata.obs[label_key].astype(str).to_numpy()
-    for k, name in ((keys.CONFIDENCE, "confidence"), (keys.VARIABILITY, "variability"),
+    for k, name in ((keys.LABEL_QUALITY, "quality"), (keys.CONFIDENCE, "confidence"), (keys.VARIABILITY, "variability"),
                     (keys.CATEGORY, "category"), (keys.SUGGESTED_LABEL, "suggested"),
                     (keys.SUGGESTED_PROB, "p_suggested")):
         if k in adata.obs:
             cols[name] = adata.obs[k].to_numpy()
     df = pd.DataFrame(cols)
-    order = np.argsort(adata.obs[keys.CONFIDENCE].to_numpy(), kind="stable")[:n]
+    rank_by = keys.LABEL_QUALITY if keys.LABEL_QUALITY in adata.obs else keys.CONFIDENCE
+    order = np.argsort(adata.obs[rank_by].to_numpy(), kind="stable")[:n]
     return df.iloc[order].reset_index(drop=True)
 
 
