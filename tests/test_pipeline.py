@@ -28,8 +28,8 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
               *keys.SCORE_COLUMNS):
         assert k in synthetic.obs
     obs = synthetic.obs
-    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], np.sqrt(obs[keys.CONFIDENCE] * obs[keys.OOS_CONFIDENCE]),
-                               rtol=1e-5)
+    logistic = 1 / (1 + np.exp(-obs[keys.AUM].to_numpy(dtype=float)))
+    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], np.sqrt(logistic * obs[keys.OOS_CONFIDENCE]), rtol=1e-5)
     assert synthetic.uns[keys.UNS]["label_quality"]["folds"] == 2
     assert keys.GENE_MID in synthetic.var
     assert synthetic.uns[keys.UNS]["thresholds"]["method"] == "noise injection"

@@ -69,7 +69,7 @@ def test_out_of_sample_confidence_is_seeded_and_finds_planted_mislabels(syntheti
     np.testing.assert_array_equal(oos, out_of_sample_confidence(a, "label"))
     mis = a.obs["mislabelled"].to_numpy()
     assert core.auroc(-oos, mis) > 0.95
-    q = label_quality(a.obs[keys.CONFIDENCE].to_numpy(), oos)
+    q = label_quality(a.obs[keys.AUM].to_numpy(), oos)
     assert core.auroc(-q, mis) > 0.95
     with pytest.raises(core.AnnotatabilityInputError, match="folds"):
         out_of_sample_confidence(a, "label", folds=1)

@@ -48,7 +48,7 @@ class ScoreResult:
         if self.out_of_sample is not None:
             oos, info = self.out_of_sample
             adata.obs[keys.OOS_CONFIDENCE] = oos
-            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.confidence, oos)
+            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.aum, oos)
             adata.uns[keys.UNS]["label_quality"] = {"recipe": QUALITY_RECIPE, **info}
 
 
