@@ -21,8 +21,9 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
         stages.append((p.stage, p.epoch))
         assert keys.CONFIDENCE not in synthetic.obs
     # cross-fitting: two networks (one per fold) of 4 epochs each, reported as 8
+    # (suggested labels come from the cross-fitted networks: no separate correction training)
     assert stages == ([("training", e) for e in range(1, 5)] + [("cross-fitting", e) for e in range(1, 9)]
-                      + [(s, e) for s in ("calibrating", "correcting") for e in range(1, 5)])
+                      + [("calibrating", e) for e in range(1, 5)])
     result.write(synthetic)
     for k in (keys.CATEGORY, keys.SUGGESTED_LABEL, keys.SUGGESTED_PROB, keys.LABEL_QUALITY, keys.OOS_CONFIDENCE,
               *keys.SCORE_COLUMNS):
@@ -37,7 +38,7 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
 
 def test_score_equals_the_step_by_step_functions(synthetic):
     a, b = synthetic.copy(), synthetic.copy()
-    core.score(a, "label", epochs=5, seed=2)
+    core.score(a, "label", epochs=5, seed=2, correction="retrain")
     core.training_dynamics(b, "label", epochs=5, seed=2)
     core.calibrate_thresholds(b)
     core.categorize(b)
@@ -68,3 +69,19 @@ def test_given_cutoffs_skip_calibration(synthetic):
     assert {p.stage for p in gen} == {"training"}
     with pytest.raises(core.AnnotatabilityInputError, match="both"):
         core.score(synthetic, "label", epochs=2, conf_cutoff=0.3)
+
+
+def test_default_suggestions_come_from_the_cross_fitted_networks(synthetic):
+    core.score(synthetic, "label", seed=0, genes=False)
+    obs = synthetic.obs
+    assert synthetic.uns[keys.UNS]["correction"]["method"] == "cross-fitted"
+    mis = obs["mislabelled"].to_numpy()
+    fixed = (obs[keys.SUGGESTED_LABEL].astype(str) == obs["true_label"].astype(str)).to_numpy()
+    assert fixed[mis].mean() > 0.9  # the planted mislabels get their true type back
+    clean = ~mis & ~obs["intermediate"].to_numpy()
+    assert fixed[clean].mean() > 0.97
+    assert ((obs[keys.SUGGESTED_PROB] > 0) & (obs[keys.SUGGESTED_PROB] <= 1)).all()
+    with pytest.raises(core.AnnotatabilityInputError, match="quality"):
+        core.score(synthetic, "label", epochs=2, correction="cross-fit", quality=False)
+    with pytest.raises(core.AnnotatabilityInputError, match="correction"):
+        core.score(synthetic, "label", epochs=2, correction="both")

@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--conf-cutoff", type=float, default=None, help="given confidence cut-off (skips calibration)")
     c.add_argument("--var-cutoff", type=float, default=None, help="given variability cut-off (skips calibration)")
     c.add_argument("--no-correct", dest="correct", action="store_false", help="skip label correction")
+    c.add_argument("--correction", default="auto", choices=("auto", "cross-fit", "retrain"),
+                   help="suggested labels from the cross-fitted networks (auto, default, when the out-of-sample "
+                        "check runs) or from the paper's retraining on non-erroneous cells (retrain)")
     c.add_argument("--no-genes", dest="genes", action="store_false", help="skip gene association")
     c.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the out-of-sample check (no annot_label_quality)")
@@ -126,7 +129,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     core.score(
         adata, a.label, calibrate=a.calibrate, noise=a.noise, percentile=a.percentile,
         conf_cutoff=a.conf_cutoff, var_cutoff=a.var_cutoff, correct=a.correct, genes=a.genes,
-        quality=a.quality, progress=not a.quiet, **kwargs,
+        correction=a.correction, quality=a.quality, progress=not a.quiet, **kwargs,
     )
     core.write_h5ad(adata, a.out, protect=(a.input,))
     if not a.quiet:

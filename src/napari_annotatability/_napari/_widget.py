@@ -230,8 +230,8 @@ class AnnotatabilityWidget(QWidget):
             from ..core.recipes import adaptive_epochs
 
             epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
-        # training, cross-fitting (two networks), and with calibration: calibrating, correcting
-        total = epochs * (3 + (2 if calibrate else 0))
+        # training, cross-fitting (two networks; they also suggest the labels), calibrating
+        total = epochs * (3 + (1 if calibrate else 0))
         self._cancel_requested = False
         self._training_layer = layer
         self._live_colored = False

@@ -20,7 +20,7 @@ from .correction import iter_suggest_labels, write_suggestions
 from .dynamics import DynamicsResult, iter_training_dynamics
 from .errors import AnnotatabilityInputError
 from .genes import gene_scores, write_gene_scores
-from .quality import QUALITY_RECIPE, iter_out_of_sample, label_quality
+from .quality import QUALITY_RECIPE, OutOfSample, iter_out_of_sample, label_quality
 
 __all__ = ["ScoreResult", "iter_score", "score", "summary", "suspicious_cells"]
 
@@ -34,7 +34,7 @@ class ScoreResult:
     categories: pd.Categorical | None = None
     suggestions: tuple | None = None  # (labels, probabilities, info)
     genes: tuple | None = None  # (n_genes x 3 scores, info)
-    out_of_sample: tuple | None = None  # (out-of-sample confidence, info)
+    out_of_sample: OutOfSample | None = None
 
     def write(self, adata) -> None:
         """Store every result under the contract keys (replacing those of an earlier run)."""
@@ -46,10 +46,10 @@ class ScoreResult:
         if self.genes is not None:
             write_gene_scores(adata, *self.genes)
         if self.out_of_sample is not None:
-            oos, info = self.out_of_sample
-            adata.obs[keys.OOS_CONFIDENCE] = oos
-            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.aum, oos)
-            adata.uns[keys.UNS]["label_quality"] = {"recipe": QUALITY_RECIPE, **info}
+            oos = self.out_of_sample
+            adata.obs[keys.OOS_CONFIDENCE] = oos.confidence
+            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.aum, oos.confidence)
+            adata.uns[keys.UNS]["label_quality"] = {"recipe": QUALITY_RECIPE, **oos.info}
 
 
 def _staged(gen: Generator, stage: str):
@@ -72,6 +72,7 @@ def iter_score(
     conf_cutoff: float | None = None,
     var_cutoff: float | None = None,
     correct: bool = True,
+    correction: str = "auto",
     genes: bool = True,
     quality: bool = True,
     should_stop: Callable[[], bool] | None = None,
@@ -84,6 +85,10 @@ def iter_score(
     """
     if (conf_cutoff is None) != (var_cutoff is None):
         raise AnnotatabilityInputError("give both conf_cutoff and var_cutoff, or neither")
+    if correction not in ("auto", "cross-fit", "retrain"):
+        raise AnnotatabilityInputError(f"correction must be 'auto', 'cross-fit' or 'retrain', got {correction!r}")
+    if correction == "cross-fit" and not quality:
+        raise AnnotatabilityInputError("correction='cross-fit' needs the out-of-sample check (quality=True)")
     dyn = yield from _staged(
         iter_training_dynamics(adata, label_key, should_stop=should_stop, **train_kwargs), "training"
     )
@@ -110,7 +115,11 @@ def iter_score(
         result.categories = categories_from_scores(
             conf, var, result.thresholds["confidence"], result.thresholds["variability"]
         )
-        if correct:
+        if correct and result.out_of_sample is not None and correction != "retrain":
+            oos = result.out_of_sample
+            labels = pd.Categorical.from_codes(oos.predicted, categories=oos.classes)
+            result.suggestions = (labels, oos.predicted_prob, {"method": "cross-fitted", **oos.info})
+        elif correct:
             result.suggestions = yield from _staged(
                 iter_suggest_labels(adata, label_key, categories=result.categories,
                                     should_stop=should_stop, **recipe),
@@ -132,6 +141,7 @@ def score(
     conf_cutoff: float | None = None,
     var_cutoff: float | None = None,
     correct: bool = True,
+    correction: str = "auto",
     genes: bool = True,
     quality: bool = True,
     progress: bool = False,
@@ -143,14 +153,19 @@ def score(
     layer, compare_key ...) and the recipe that run resolves is reused for the out-of-sample
     check, calibration and label correction.  With ``quality`` (default) a cross-fitted
     out-of-sample check writes ``obs['annot_oos_confidence']`` and ``obs['annot_label_quality']``
-    (see :mod:`.quality`).
+    (see :mod:`.quality`).  Suggested labels (``correct``) come, with ``correction="auto"``, from
+    those cross-fitted networks -- each cell's suggestion is the most probable class of a network
+    that never saw its label, at no extra training -- or, with ``correction="retrain"`` (and
+    whenever ``quality`` is off), from the paper's retraining on the non-erroneous cells
+    (:func:`suggest_labels`).
     Cut-offs are ``conf_cutoff``/``var_cutoff`` when given, else calibrated by noise injection
     (``calibrate``); with neither there are no categories and no label correction.  Nothing is
     written to ``adata`` unless every step succeeds.
     """
     gen = iter_score(
         adata, label_key, calibrate=calibrate, noise=noise, percentile=percentile, conf_cutoff=conf_cutoff,
-        var_cutoff=var_cutoff, correct=correct, genes=genes, quality=quality, **train_kwargs,
+        var_cutoff=var_cutoff, correct=correct, correction=correction, genes=genes, quality=quality,
+        **train_kwargs,
     )
     bars: dict[str, Callable] = {}
     with contextlib.ExitStack() as stack:

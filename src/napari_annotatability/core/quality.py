@@ -26,15 +26,16 @@ in-sample confidence and variability alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from ._data import RowSource, get_labels, get_matrix, resolve_device
 from ._engine import EpochProgress, drive, run
 from .errors import AnnotatabilityInputError
 
-__all__ = ["QUALITY_RECIPE", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
+__all__ = ["QUALITY_RECIPE", "OutOfSample", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
 
 QUALITY_RECIPE = "sqrt(logistic(in-sample AUM) * cross-fitted out-of-sample confidence)"
 
@@ -52,6 +53,17 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
+@dataclass
+class OutOfSample:
+    """What the cross-fitted networks say about each cell, from a network that never saw it."""
+
+    confidence: np.ndarray  # mean over epochs of p(annotated label), float32
+    predicted: np.ndarray  # codes of the most probable class after training
+    predicted_prob: np.ndarray  # its probability, float32
+    classes: list[str]
+    info: dict
+
+
 def iter_out_of_sample(
     adata,
     label_key: str,
@@ -59,8 +71,8 @@ def iter_out_of_sample(
     folds: int = 2,
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
-) -> Generator[EpochProgress, None, tuple[np.ndarray, dict]]:
-    """Cross-fitted out-of-sample confidence; returns ``(confidence, info)``.
+) -> Generator[EpochProgress, None, OutOfSample]:
+    """Cross-fitted out-of-sample confidence and predictions; returns an :class:`OutOfSample`.
 
     ``train_kwargs`` as for the label-correction retraining (the recipe of the last dynamics
     run unless overridden).  Yields one progress item per epoch of each fold's network.
@@ -76,6 +88,8 @@ def iter_out_of_sample(
     fold = stratified_folds(y, folds, cfg.seed)
     source = RowSource(get_matrix(adata, where["layer"]), resolve_device(where["device"]))
     conf = np.full(adata.n_obs, np.nan)
+    predicted = np.zeros(adata.n_obs, dtype=np.int64)
+    predicted_prob = np.zeros(adata.n_obs, dtype=np.float32)
     seconds = 0.0
     for f in range(folds):
         held = fold == f
@@ -92,14 +106,20 @@ def iter_out_of_sample(
                                 confidence=None, seconds=seconds + p.seconds)
         seconds += out.seconds
         conf[held] = out.trajectories[0][held].mean(axis=1, dtype=np.float64)
+        rows = np.flatnonzero(held)
+        with torch.inference_mode():
+            for s in range(0, rows.size, cfg.eval_batch_size):
+                chunk = rows[s : s + cfg.eval_batch_size]
+                pmax, arg = out.model.predict_proba(source.take(torch.from_numpy(chunk))).max(dim=1)
+                predicted[chunk] = arg.cpu().numpy()
+                predicted_prob[chunk] = pmax.cpu().numpy()
     info = {"folds": int(folds), "epochs": int(cfg.epochs), "seed": int(cfg.seed), "seconds": float(seconds)}
-    return conf.astype(np.float32), info
+    return OutOfSample(conf.astype(np.float32), predicted, predicted_prob, [str(c) for c in classes], info)
 
 
 def out_of_sample_confidence(adata, label_key: str, *, folds: int = 2, **train_kwargs) -> np.ndarray:
     """Blocking form of :func:`iter_out_of_sample`; returns the confidence per cell."""
-    conf, _ = drive(iter_out_of_sample(adata, label_key, folds=folds, **train_kwargs))
-    return conf
+    return drive(iter_out_of_sample(adata, label_key, folds=folds, **train_kwargs)).confidence
 
 
 def label_quality(aum: np.ndarray, out_of_sample: np.ndarray) -> np.ndarray:

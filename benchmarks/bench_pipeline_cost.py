@@ -1,0 +1,78 @@
+"""What the default pipeline (core.score) costs, in units of one training run at default settings.
+
+    python benchmarks/bench_pipeline_cost.py [--repeats 3]
+
+Times, in one process after a warm-up, one ``training_dynamics`` run and one ``score`` run at
+their defaults on the synthetic tissue sample (3 005 spots x 200 genes) and a synthetic
+transcriptome (20 000 x 2 000), and reports the ratio and each stage's share.  Medians of
+``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+
+
+def _stages(adata, label):
+    from napari_annotatability import core
+    from napari_annotatability.core._engine import drive
+
+    spent: dict[str, float] = {}
+    last = [time.perf_counter()]
+
+    def tick(p):
+        now = time.perf_counter()
+        spent[p.stage] = spent.get(p.stage, 0.0) + now - last[0]
+        last[0] = now
+
+    t = time.perf_counter()
+    result = drive(core.iter_score(adata, label, seed=0, genes=False), tick)
+    total = time.perf_counter() - t
+    spent["other"] = total - sum(spent.values())
+    return total, spent, result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="small data, one repeat")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    from napari_annotatability import core
+
+    datasets = [("synthetic tissue (3005 × 200)", lambda: core.make_synthetic_tissue(seed=0))]
+    if not args.smoke:
+        datasets.append(("transcriptome (20000 × 2000)",
+                         lambda: core.make_synthetic(20000, 2000, 10, separation=2.5, seed=1)))
+    repeats = 1 if args.smoke else args.repeats
+    lines = ["| dataset | one training run s | score() s | ratio | stages (s) |", "|---|---|---|---|---|"]
+    for name, make in datasets:
+        adata = make()
+        core.training_dynamics(adata.copy(), "label", seed=0, epochs=2)  # warm-up
+        one, full, stage_rows = [], [], []
+        for _ in range(repeats):
+            a = adata.copy()
+            t = time.perf_counter()
+            core.training_dynamics(a, "label", seed=0)
+            one.append(time.perf_counter() - t)
+            total, spent, _ = _stages(adata.copy(), "label")
+            full.append(total)
+            stage_rows.append(spent)
+        o, f = float(np.median(one)), float(np.median(full))
+        stages = {k: float(np.median([s.get(k, 0.0) for s in stage_rows])) for k in stage_rows[0]}
+        line = (f"| {name} | {o:.2f} | {f:.2f} | **{f / o:.2f}×** | "
+                + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + " |")
+        lines.append(line)
+        print(line, flush=True)
+    print()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
