@@ -26,6 +26,7 @@ def trained(make_napari_viewer, qtbot):
              (("map", "Annotatability data map"), ("region", "Annotatability region inspector"),
               ("genes", "Annotatability genes"))}
     assert docks["map"].layer is widget.layer_combo.value and len(docks["map"]._xy) == 0  # nothing yet
+    widget.adaptive.value = False
     widget.epochs.value = 30
     worker = widget.train(start=False)
     with qtbot.waitSignal(worker.finished, timeout=120_000):

@@ -39,6 +39,7 @@ def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value
     adata = layer.metadata["adata"]
+    widget.adaptive.value = False
     widget.epochs.value = 30
     colors_seen = []
 
@@ -81,6 +82,7 @@ def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value
     adata = layer.metadata["adata"]
+    widget.adaptive.value = False
     widget.epochs.value = 500
     errors = []
     epochs_seen = []
@@ -108,6 +110,7 @@ def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):
     assert "Cancelled" in widget.status.text()
     # the viewer is still usable and a second training completes
     viewer.layers.selection.active = layer
+    widget.adaptive.value = False
     widget.epochs.value = 3
     widget.calibrate.value = False
     worker = widget.train(start=False)
@@ -134,6 +137,7 @@ def test_bad_annotation_is_a_notification_not_a_traceback(demo, qtbot, monkeypat
 
 def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, tmp_path):
     viewer, widget = demo
+    widget.adaptive.value = False
     widget.epochs.value = 20
     worker = widget.train(start=False)
     with qtbot.waitSignal(worker.finished, timeout=120_000):
@@ -162,6 +166,7 @@ def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot,
     messages = []
     monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     assert comm.run() is None and "train" in messages[0]  # nothing scored yet: says what to do
+    widget.adaptive.value = False
     widget.epochs.value = 10
     widget.calibrate.value = False
     worker = widget.train(start=False)
@@ -196,6 +201,7 @@ def test_inspector_shows_the_selected_spot(demo, qtbot):
     layer = widget.layer_combo.value
     adata = layer.metadata["adata"]
     _, insp = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
+    widget.adaptive.value = False
     widget.epochs.value = 5
     widget.calibrate.value = False
     worker = widget.train(start=False)
@@ -216,6 +222,7 @@ def test_export_button_writes_results_and_waits_for_the_training(demo, qtbot, tm
     layer = widget.layer_combo.value
     messages = []
     monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    widget.adaptive.value = False
     widget.epochs.value = 5
     widget.calibrate.value = False
     worker = widget.train(start=False)
@@ -253,3 +260,27 @@ def test_a_click_on_a_spot_in_pan_zoom_mode_inspects_it(demo):
     mouse_release_callbacks(layer, event("mouse_release"))
     assert layer.metadata["adata"].obs_names[42] in insp.title.text()
     assert insp.values["annotated label"].text() == str(layer.metadata["adata"].obs["label"].iloc[42])
+
+
+def test_adaptive_recipe_shows_what_it_chose_and_trains_with_it(demo, qtbot):
+    from napari_annotatability.core.recipes import adaptive_epochs
+
+    viewer, widget = demo
+    layer = widget.layer_combo.value
+    adata = layer.metadata["adata"]
+    assert widget.adaptive.value and not widget.epochs.enabled and not widget.lr.enabled
+    assert widget.epochs.value == adaptive_epochs(adata.n_obs, 256)
+    widget.batch_size.value = 512  # fewer steps per epoch: more epochs for the same budget
+    assert widget.epochs.value == adaptive_epochs(adata.n_obs, 512)
+    widget.adaptive.value = False
+    assert widget.epochs.enabled and widget.lr.enabled
+    widget.epochs.value = 4
+    widget.calibrate.value = False
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    params = adata.uns[keys.UNS]["params"]
+    assert params["epochs"] == 4 and params["batch_size"] == 512
+    assert widget.epochs.enabled  # the form comes back as it was
+    widget.adaptive.value = True
+    assert not widget.epochs.enabled

@@ -74,14 +74,13 @@ class AnnotatabilityWidget(QWidget):
 
         self.layer_combo = ComboBox(label="spots", choices=self._spot_layers, nullable=True)
         self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
-        # 0 = "auto": the adaptive recipe derives epochs (a step budget) and the learning rate
-        # (from the input scale) from the data; see core.recipes
-        self.epochs = SpinBox(label="epochs", value=0, min=0, max=5000)
-        self.lr = FloatSpinBox(label="learning rate", value=0.0, min=0.0, max=1.0, step=1e-4)
-        self.epochs.native.setSpecialValueText("auto")
-        self.lr.native.setSpecialValueText("auto")
-        self.epochs.tooltip = "0 = auto: about 2000 optimisation steps, 20 to 1000 epochs"
-        self.lr.tooltip = "0 = auto: 1 / mean squared norm of the cells, between 1e-3 and 1e-2"
+        # the adaptive recipe derives epochs (a step budget) and the learning rate (from the input
+        # scale) from the data (core.recipes); the fields then show what it chose, greyed out
+        self.adaptive = CheckBox(text="adaptive recipe (epochs and learning rate from the data)", value=True)
+        self.epochs = SpinBox(label="epochs", value=100, min=1, max=5000)
+        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-5, max=1.0, step=1e-4)
+        self.epochs.tooltip = "with the adaptive recipe: about 1000 optimisation steps (20 to 1000 epochs)"
+        self.lr.tooltip = "with the adaptive recipe: 1 / mean squared norm of the cells, within [1e-3, 1e-2]"
         self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
         self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
@@ -89,10 +88,12 @@ class AnnotatabilityWidget(QWidget):
         self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
         self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
         self.form = Container(widgets=[
-            self.layer_combo, self.label_combo, self.epochs, self.lr, self.batch_size, self.depth,
+            self.layer_combo, self.label_combo, self.adaptive, self.epochs, self.lr, self.batch_size, self.depth,
             self.seed, self.device, self.calibrate, self.noise,
         ])
         self.lr.native.setDecimals(5)
+        self.adaptive.changed.connect(lambda _v: self._show_recipe())
+        self.batch_size.changed.connect(lambda _v: self._show_recipe())
         self.layer_combo.changed.connect(self._on_layer_changed)
         self.calibrate.changed.connect(lambda v: setattr(self.noise, "enabled", bool(v)))
 
@@ -189,6 +190,24 @@ class AnnotatabilityWidget(QWidget):
                 self.label_combo.value = key
                 break
         self._update_color_buttons()
+        self._show_recipe()
+
+    def _show_recipe(self) -> None:
+        """With the adaptive recipe, grey out epochs and lr and show what it will choose."""
+        adaptive = bool(self.adaptive.value)
+        self.epochs.enabled = self.lr.enabled = not adaptive
+        layer = self.layer_combo.value
+        if not adaptive or layer is None:
+            return
+        from ..core.recipes import resolve_recipe
+
+        adata = layer.metadata["adata"]
+        try:
+            chosen = resolve_recipe("adaptive", adata.X, adata.n_obs, int(self.batch_size.value))
+        except (AnnotatabilityError, ValueError, TypeError, AttributeError):
+            return  # no usable X: the training will say why
+        self.epochs.value = int(chosen["epochs"])
+        self.lr.value = float(chosen["lr"])
 
     def _update_color_buttons(self) -> None:
         layer = self.layer_combo.value
@@ -222,7 +241,9 @@ class AnnotatabilityWidget(QWidget):
         adata = layer.metadata["adata"]
         calibrate = bool(self.calibrate.value)
         noise = float(self.noise.value)  # read widgets here, never from the worker thread
-        params = dict(epochs=int(self.epochs.value) or None, lr=float(self.lr.value) or None,
+        adaptive = bool(self.adaptive.value)
+        params = dict(epochs=None if adaptive else int(self.epochs.value),
+                      lr=None if adaptive else float(self.lr.value),
                       batch_size=int(self.batch_size.value), depth=int(self.depth.value),
                       seed=int(self.seed.value), device=str(self.device.value))
         epochs = params["epochs"]
@@ -271,6 +292,8 @@ class AnnotatabilityWidget(QWidget):
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.form.enabled = not running
+        if not running:
+            self.epochs.enabled = self.lr.enabled = not bool(self.adaptive.value)
         self._update_color_buttons()
 
     def _on_progress(self, p) -> None:
