@@ -85,3 +85,11 @@ def test_default_suggestions_come_from_the_cross_fitted_networks(synthetic):
         core.score(synthetic, "label", epochs=2, correction="cross-fit", quality=False)
     with pytest.raises(core.AnnotatabilityInputError, match="correction"):
         core.score(synthetic, "label", epochs=2, correction="both")
+
+
+def test_cross_fitted_suggestions_need_no_calibration(synthetic):
+    core.score(synthetic, "label", epochs=10, seed=0, calibrate=False, genes=False)
+    assert keys.CATEGORY not in synthetic.obs  # no cut-offs, no categories ...
+    assert keys.SUGGESTED_LABEL in synthetic.obs  # ... but every cell still gets a suggestion
+    core.score(synthetic, "label", epochs=10, seed=0, calibrate=False, genes=False, correction="retrain")
+    assert keys.SUGGESTED_LABEL not in synthetic.obs  # the paper's retraining needs the categories

@@ -110,16 +110,16 @@ def iter_score(
                                       should_stop=should_stop, **recipe),
             "calibrating",
         )
+    if correct and result.out_of_sample is not None and correction != "retrain":
+        oos = result.out_of_sample  # needs no categories: also without calibration
+        labels = pd.Categorical.from_codes(oos.predicted, categories=oos.classes)
+        result.suggestions = (labels, oos.predicted_prob, {"method": "cross-fitted", **oos.info})
     if result.thresholds is not None:
         result.thresholds.update(correct_confidence=0.95, correct_variability=0.15)
         result.categories = categories_from_scores(
             conf, var, result.thresholds["confidence"], result.thresholds["variability"]
         )
-        if correct and result.out_of_sample is not None and correction != "retrain":
-            oos = result.out_of_sample
-            labels = pd.Categorical.from_codes(oos.predicted, categories=oos.classes)
-            result.suggestions = (labels, oos.predicted_prob, {"method": "cross-fitted", **oos.info})
-        elif correct:
+        if correct and result.suggestions is None:
             result.suggestions = yield from _staged(
                 iter_suggest_labels(adata, label_key, categories=result.categories,
                                     should_stop=should_stop, **recipe),
