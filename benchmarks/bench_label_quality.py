@@ -26,8 +26,6 @@ classes (centres 1.2 s.d. apart).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import time
 import warnings
@@ -117,19 +115,9 @@ def flip(codes: np.ndarray, n_classes: int, kind: str, rate: float, seed: int, X
 # ---------------------------------------------------------------------------------------------
 # methods: each returns {name: score}, higher = label more likely correct
 def published(adata, key, epochs, seed):
-    import random
+    from bench_training import _run_published  # the same runner as the training benchmark
 
-    import torch
-    from Annotatability import models
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        probs = models.follow_training_dyn_neural_net(
-            adata, key, iterNum=epochs, lr=1e-3, momentum=0.9, device=torch.device("cpu"), batch_size=256)
-        conf, _ = models.probability_list_to_confidence_and_var(probs, n_obs=adata.n_obs, epoch_num=epochs)
+    _, conf, _ = _run_published(adata, key, epochs, seed)
     return {"published": np.asarray(conf, dtype=float)}
 
 
