@@ -40,13 +40,9 @@ SYSTEMATIC_RATES = (0.2, 0.4)
 # ---------------------------------------------------------------------------------------------
 # datasets (each returns an AnnData with a clean categorical obs['label'])
 def _pbmc():
-    import scanpy as sc
+    from bench_training import _pbmc as pbmc  # bulk_labels as obs['label'], as in the training benchmark
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        adata = sc.datasets.pbmc68k_reduced()
-    adata.obs["label"] = adata.obs["bulk_labels"].astype("category")
-    return adata
+    return pbmc()
 
 
 def _synthetic(n, g, k, **kw):
