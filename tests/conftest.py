@@ -50,3 +50,13 @@ needs_display = pytest.mark.skipif(
     reason="needs a display for OpenGL: install Xvfb and Mesa (apt-get install xvfb libgl1-mesa-dri) "
     "so that pytest-xvfb can start a virtual one",
 )
+
+
+def train_and_wait(widget, qtbot, epochs: int, *, calibrate: bool = True, timeout: int = 120_000) -> None:
+    """Train the Annotatability widget for ``epochs`` (adaptive recipe off) and wait for the end."""
+    widget.adaptive.value = False
+    widget.epochs.value = epochs
+    widget.calibrate.value = calibrate
+    worker = widget.train(start=False)
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        worker.start()

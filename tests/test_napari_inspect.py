@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("napari")
 
-from conftest import needs_display  # noqa: E402
+from conftest import needs_display, train_and_wait  # noqa: E402
 
 from napari_annotatability.core import keys  # noqa: E402
 
@@ -26,11 +26,7 @@ def trained(make_napari_viewer, qtbot):
              (("map", "Annotatability data map"), ("region", "Annotatability region inspector"),
               ("genes", "Annotatability genes"))}
     assert docks["map"].layer is widget.layer_combo.value and len(docks["map"]._xy) == 0  # nothing yet
-    widget.adaptive.value = False
-    widget.epochs.value = 30
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        worker.start()
+    train_and_wait(widget, qtbot, 30)
     return viewer, widget, docks
 
 

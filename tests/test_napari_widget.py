@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("napari")
 
-from conftest import needs_display  # noqa: E402
+from conftest import needs_display, train_and_wait  # noqa: E402
 
 from napari_annotatability.core import keys  # noqa: E402
 
@@ -110,12 +110,7 @@ def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):
     assert "Cancelled" in widget.status.text()
     # the viewer is still usable and a second training completes
     viewer.layers.selection.active = layer
-    widget.adaptive.value = False
-    widget.epochs.value = 3
-    widget.calibrate.value = False
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        worker.start()
+    train_and_wait(widget, qtbot, 3, calibrate=False)
     assert keys.CONFIDENCE in adata.obs and adata.uns[keys.UNS]["params"]["epochs"] == 3
 
 
@@ -137,11 +132,7 @@ def test_bad_annotation_is_a_notification_not_a_traceback(demo, qtbot, monkeypat
 
 def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, tmp_path):
     viewer, widget = demo
-    widget.adaptive.value = False
-    widget.epochs.value = 20
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        worker.start()
+    train_and_wait(widget, qtbot, 20)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     from PIL import Image
@@ -166,12 +157,7 @@ def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot,
     messages = []
     monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     assert comm.run() is None and "train" in messages[0]  # nothing scored yet: says what to do
-    widget.adaptive.value = False
-    widget.epochs.value = 10
-    widget.calibrate.value = False
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        worker.start()
+    train_and_wait(widget, qtbot, 10, calibrate=False)
     comm.resolution.value = 0.5
     worker = comm.run(start=False)
     assert worker is not None
@@ -201,12 +187,7 @@ def test_inspector_shows_the_selected_spot(demo, qtbot):
     layer = widget.layer_combo.value
     adata = layer.metadata["adata"]
     _, insp = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
-    widget.adaptive.value = False
-    widget.epochs.value = 5
-    widget.calibrate.value = False
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        worker.start()
+    train_and_wait(widget, qtbot, 5, calibrate=False)
     layer.selected_data = {7}  # what a click in select mode does
     assert adata.obs_names[7] in insp.title.text()
     assert insp.values["confidence"].text() == f"{adata.obs[keys.CONFIDENCE].iloc[7]:.3f}"
