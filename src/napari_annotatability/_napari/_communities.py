@@ -10,23 +10,12 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 from ..core import keys
 from ._colors import color_by, sync_features
 from ._legend import show_legend, viewer_legend
+from ._selection import spot_layers
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["CommunitiesWidget", "spot_layers"]
-
-
-def spot_layers(viewer, require: str | None = None) -> list:
-    """Points layers tied to an AnnData (optionally one whose obs has ``require``)."""
-    from napari.layers import Points
-
-    out = []
-    for lyr in viewer.layers:
-        if isinstance(lyr, Points) and "adata" in lyr.metadata:
-            if require is None or require in lyr.metadata["adata"].obs:
-                out.append(lyr)
-    return out
+__all__ = ["CommunitiesWidget"]
 
 
 def _graph_job(adata, params: dict):

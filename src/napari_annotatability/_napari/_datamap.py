@@ -15,17 +15,13 @@ from magicgui.widgets import ComboBox
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._communities import spot_layers
-from ._selection import select_spots, spots_in_shapes
+from ._selection import select_spots, shape_edit_finished, spot_layers, spots_in_shapes
 from ._spatial import category_colors, rgba_from
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["DataMapWidget"]
-
-_SHAPE_DONE = ("added", "changed", "removed")
-
 
 class DataMapWidget(QWidget):
     """Confidence (y) against variability (x), coloured by category, as in the paper's figures."""
@@ -245,7 +241,6 @@ class DataMapWidget(QWidget):
         self.highlight(layer.selected_data)
 
     def _on_shapes(self, shapes, event) -> None:
-        action = getattr(event, "action", "changed")
-        if self.layer is None or str(getattr(action, "value", action)) not in _SHAPE_DONE:
+        if self.layer is None or not shape_edit_finished(event):
             return
         self.highlight(np.flatnonzero(spots_in_shapes(self.layer, shapes)))

@@ -16,6 +16,7 @@ from ..core import keys
 from ..core.genes import expression
 from ._colors import color_by, sync_features
 from ._legend import hide_legend
+from ._selection import spot_layers
 
 if TYPE_CHECKING:
     import napari
@@ -33,10 +34,7 @@ MAX_ROWS = 500
 
 
 def _scored_layers(viewer) -> list:
-    from napari.layers import Points
-
-    return [lyr for lyr in viewer.layers
-            if isinstance(lyr, Points) and "adata" in lyr.metadata and keys.GENE_HIGH in lyr.metadata["adata"].var]
+    return [lyr for lyr in spot_layers(viewer) if keys.GENE_HIGH in lyr.metadata["adata"].var]
 
 
 class GenesWidget(QWidget):

@@ -8,7 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._communities import spot_layers
+from ._selection import spot_layers
 
 if TYPE_CHECKING:
     import napari

@@ -13,17 +13,13 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.regions import RegionSummary, region_summary
-from ._communities import spot_layers
-from ._selection import area_shape_layers, spots_in_shapes
+from ._selection import area_shape_layers, shape_edit_finished, spot_layers, spots_in_shapes
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["RegionWidget"]
-
-_SHAPE_DONE = ("added", "changed", "removed")
-
 
 def _bar_rows(counts: dict[str, int], total: int, colors: dict[str, str] | None = None, limit: int = 8) -> str:
     rows = []
@@ -123,8 +119,7 @@ class RegionWidget(QWidget):
         self.update_summary()
 
     def _on_shapes(self, shapes, event) -> None:
-        action = getattr(event, "action", "changed")
-        if str(getattr(action, "value", action)) not in _SHAPE_DONE:
+        if not shape_edit_finished(event):
             return
         if shapes is not self.shapes_combo.value:
             self.shapes_combo.value = shapes  # update_summary runs through changed

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.path import Path
 
-__all__ = ["AREA_SHAPES", "inside_shape", "spots_in_shapes", "world_points", "select_spots", "area_shape_layers"]
+__all__ = ["AREA_SHAPES", "inside_shape", "spots_in_shapes", "world_points", "select_spots", "area_shape_layers",
+           "spot_layers", "shape_edit_finished"]
 
 #: Shapes types that enclose an area (lines and paths do not)
 AREA_SHAPES = ("polygon", "rectangle", "ellipse")
@@ -78,6 +79,27 @@ def select_spots(layer, mask_or_indices) -> None:
     arr = np.asarray(mask_or_indices)
     idx = np.flatnonzero(arr) if arr.dtype == bool else arr.astype(np.int64)
     layer.selected_data = set(idx.tolist())
+
+
+def spot_layers(viewer, require: str | None = None) -> list:
+    """Points layers tied to an AnnData (optionally one whose obs has ``require``)."""
+    from napari.layers import Points
+
+    out = []
+    for lyr in viewer.layers:
+        if isinstance(lyr, Points) and "adata" in lyr.metadata:
+            if require is None or require in lyr.metadata["adata"].obs:
+                out.append(lyr)
+    return out
+
+
+def shape_edit_finished(event) -> bool:
+    """True for a Shapes ``data`` event that ends an edit (added, changed, removed).
+
+    napari also emits ``adding`` / ``changing`` / ``removing`` while the mouse moves.
+    """
+    action = getattr(event, "action", "changed")
+    return str(getattr(action, "value", action)) in ("added", "changed", "removed")
 
 
 def area_shape_layers(viewer) -> list:

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
 from ._colors import color_by, is_categorical, sync_features
-from ._communities import spot_layers
+from ._selection import spot_layers
 from ._legend import hide_legend, show_legend, viewer_legend
 
 if TYPE_CHECKING:
