@@ -10,8 +10,15 @@ trained on the same confusion predicts it too.
 :func:`iter_out_of_sample` cross-fits the same classifier: the cells are split into ``folds``
 class-stratified folds; for each fold a network is trained (same recipe, its own seed) on the
 other folds and records, every epoch, the held-out cells' probability of their annotated label.
-The **out-of-sample confidence** is the mean of that trajectory.  With two folds the cost is
-about one training run: each network takes half the steps and evaluates half the cells.
+The **out-of-sample confidence** is the mean of that trajectory over the *last half* of the
+epochs (``OOS_EPOCHS``).  The first epochs score a barely trained network, whose probabilities
+say how quickly a cell's type is learnt rather than whether its label is right -- the in-sample
+dynamics carry that signal already -- and averaging over them cost pbmc68k_reduced with uniform
+flips 0.013 AUROC (0.950 -> 0.963, every other benchmark set within 0.001).  The final epoch
+alone gains more there (0.969) but is noisier and follows memorised flips on imbalanced
+classes (0.988 against 0.992 at 40 % flips).
+With two folds the cost is about one training run: each network takes half the steps and
+evaluates half the cells (it evaluates every epoch: the progress bar and live view show them).
 
 ``annot_label_quality`` is the geometric mean of the in-sample signal -- the logistic of the
 area under the margin (AUM, Pleiss et al. 2020: mean over epochs of the label's logit minus the
@@ -35,9 +42,11 @@ from ._data import RowSource, get_labels, get_matrix, resolve_device
 from ._engine import EpochProgress, drive, run
 from .errors import AnnotatabilityInputError
 
-__all__ = ["QUALITY_RECIPE", "OutOfSample", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
+__all__ = ["QUALITY_RECIPE", "OOS_EPOCHS", "OutOfSample", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
 
 QUALITY_RECIPE = "sqrt(logistic(in-sample AUM) * cross-fitted out-of-sample confidence)"
+#: which epochs of the held-out trajectory the out-of-sample confidence averages
+OOS_EPOCHS = "last half"
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -57,7 +66,7 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
 class OutOfSample:
     """What the cross-fitted networks say about each cell, from a network that never saw it."""
 
-    confidence: np.ndarray  # mean over epochs of p(annotated label), float32
+    confidence: np.ndarray  # mean of p(annotated label) over the last half of the epochs, float32
     predicted: np.ndarray  # codes of the most probable class after training
     predicted_prob: np.ndarray  # its probability, float32
     classes: list[str]
@@ -105,7 +114,8 @@ def iter_out_of_sample(
             yield EpochProgress(epoch=f * cfg.epochs + p.epoch, n_epochs=folds * cfg.epochs, loss=p.loss,
                                 confidence=None, seconds=seconds + p.seconds)
         seconds += out.seconds
-        conf[held] = out.trajectories[0][held].mean(axis=1, dtype=np.float64)
+        traj = out.trajectories[0][held]
+        conf[held] = traj[:, traj.shape[1] // 2 :].mean(axis=1, dtype=np.float64)
         rows = np.flatnonzero(held)
         with torch.inference_mode():
             for s in range(0, rows.size, cfg.eval_batch_size):
@@ -113,7 +123,8 @@ def iter_out_of_sample(
                 pmax, arg = out.model.predict_proba(source.take(torch.from_numpy(chunk))).max(dim=1)
                 predicted[chunk] = arg.cpu().numpy()
                 predicted_prob[chunk] = pmax.cpu().numpy()
-    info = {"folds": int(folds), "epochs": int(cfg.epochs), "seed": int(cfg.seed), "seconds": float(seconds)}
+    info = {"folds": int(folds), "epochs": int(cfg.epochs), "averaged_epochs": OOS_EPOCHS, "seed": int(cfg.seed),
+            "seconds": float(seconds)}
     return OutOfSample(conf.astype(np.float32), predicted, predicted_prob, [str(c) for c in classes], info)
 
 
