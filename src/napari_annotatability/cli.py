@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the out-of-sample check (no annot_label_quality)")
     o = s.add_argument_group("other")
+    o.add_argument("--backed", action="store_true",
+                   help="keep X on disk and read it a batch at a time: memory bounded by the batch and the "
+                        "model, not the data (for inputs larger than memory; slower; not with --preprocess)")
     o.add_argument("--preprocess", action="store_true",
                    help="log-normalise raw counts and keep 2000 highly variable genes first")
     o.add_argument("--compare", default=None, metavar="KEY",
@@ -119,7 +122,9 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from .core._data import get_labels
 
     _check_paths(a)
-    adata = core.read_h5ad(a.input)
+    if a.backed and a.preprocess:
+        raise core.AnnotatabilityInputError("--preprocess rewrites X in memory: it cannot be combined with --backed")
+    adata = core.read_h5ad(a.input, backed=a.backed)
     get_labels(adata, a.label)  # a bad --label fails before any work
     if a.preprocess:
         core.preprocess(adata)

@@ -3,7 +3,8 @@
 Everything that reads user input for training goes through here, so every bad input gets the
 same clear message: the missing key, the wrong shape, the empty class.  The expression matrix
 is never densified as a whole: :class:`RowSource` hands out dense float32 batches of rows,
-gathered from a dense array or streamed from a sparse CSR matrix.
+gathered from a dense array or streamed from a sparse CSR matrix -- in memory, or on disk when
+the AnnData was opened with ``anndata.read_h5ad(path, backed="r")`` (:class:`BackedMatrix`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from .errors import AnnotatabilityInputError, RawCountsWarning
 
-__all__ = ["get_labels", "get_matrix", "RowSource", "looks_like_counts", "resolve_device"]
+__all__ = ["get_labels", "get_matrix", "RowSource", "BackedMatrix", "looks_like_counts", "resolve_device"]
 
 
 def _suggest(key: str, options) -> str:
@@ -74,11 +75,24 @@ def get_matrix(adata, layer: str | None = None):
         where = f"adata.layers[{layer!r}]"
     if X is None:
         raise AnnotatabilityInputError(f"{where} is empty (None)")
+    backed = _backed_kind(X)
+    if backed is not None:
+        if backed == "csc":
+            raise AnnotatabilityInputError(
+                f"{where} is stored on disk as CSC (by gene); streaming needs rows (CSR). Open the file "
+                "without backed='r', or rewrite X as CSR"
+            )
+        X = BackedMatrix(X, backed)
     if X.ndim != 2 or X.shape[0] != adata.n_obs:
         raise AnnotatabilityInputError(f"{where} has shape {X.shape}, expected ({adata.n_obs}, n_features)")
     if X.shape[1] == 0:
         raise AnnotatabilityInputError(f"{where} has no features (0 columns)")
-    if sp.issparse(X):
+    if isinstance(X, BackedMatrix):
+        if not np.issubdtype(X.dtype, np.number):
+            raise AnnotatabilityInputError(f"{where} has non-numeric dtype {X.dtype}")
+        if not X.all_finite():
+            raise AnnotatabilityInputError(f"{where} contains NaN or infinite values")
+    elif sp.issparse(X):
         if X.format not in ("csr", "csc"):
             X = X.tocsr()
         if not np.isfinite(X.data).all():
@@ -92,6 +106,100 @@ def get_matrix(adata, layer: str | None = None):
             if not np.isfinite(X[start : start + step]).all():
                 raise AnnotatabilityInputError(f"{where} contains NaN or infinite values")
     return X
+
+
+def _backed_kind(X) -> str | None:
+    """``"csr"``, ``"csc"`` or ``"dense"`` for an on-disk X of a backed AnnData, else None."""
+    try:
+        from anndata.abc import CSCDataset, CSRDataset
+    except ImportError:  # anndata < 0.10
+        return None
+    if isinstance(X, CSRDataset):
+        return "csr"
+    if isinstance(X, CSCDataset):
+        return "csc"
+    import h5py
+
+    return "dense" if isinstance(X, h5py.Dataset) else None
+
+
+class BackedMatrix:
+    """Rows of an on-disk X (a backed AnnData's CSR or dense matrix), read piece by piece.
+
+    Holds only the CSR row pointers in memory (8 bytes per cell); ``block`` reads a contiguous
+    row range with one read per array, ``rows`` an arbitrary set of rows (the rows of a
+    training batch), reading each run of consecutive rows once.  Both return scipy CSR (dense
+    ``numpy`` arrays for a dense X), so everything downstream sees what an in-memory X gives.
+    """
+
+    def __init__(self, X, kind: str) -> None:
+        self.kind = kind
+        self.shape = tuple(int(d) for d in X.shape)
+        self.ndim = 2
+        if kind == "csr":
+            group = X.group
+            self._data, self._indices = group["data"], group["indices"]
+            self._indptr = np.asarray(group["indptr"][...], dtype=np.int64)
+            self.dtype = self._data.dtype
+            self.format = "csr"
+        else:
+            self._ds = X
+            self.dtype = X.dtype
+
+    @property
+    def sparse(self) -> bool:
+        return self.kind == "csr"
+
+    def block(self, start: int, stop: int):
+        """Rows ``start:stop``."""
+        start, stop = max(0, int(start)), min(self.shape[0], int(stop))
+        if not self.sparse:
+            return np.asarray(self._ds[start:stop])
+        lo, hi = self._indptr[start], self._indptr[stop]
+        return sp.csr_matrix(
+            (self._data[lo:hi], self._indices[lo:hi], self._indptr[start : stop + 1] - lo),
+            shape=(stop - start, self.shape[1]),
+        )
+
+    def rows(self, idx: np.ndarray):
+        """Rows ``idx`` in that order (repeats allowed)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        if not self.sparse:
+            return np.asarray(self._ds[uniq])[inverse]  # h5py wants increasing indices
+        breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        stops = np.concatenate([breaks, [uniq.size]])
+        data, indices = [], []
+        for a, b in zip(starts, stops):  # one read per run of consecutive rows
+            lo, hi = self._indptr[uniq[a]], self._indptr[uniq[b - 1] + 1]
+            data.append(self._data[lo:hi])
+            indices.append(self._indices[lo:hi])
+        lengths = self._indptr[uniq + 1] - self._indptr[uniq]
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        out = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr),
+                            shape=(uniq.size, self.shape[1]))
+        return out[inverse]
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step != 1:
+                return self.rows(np.arange(start, stop, step))
+            return self.block(start, stop)
+        return self.rows(np.asarray(key))
+
+    def iter_blocks(self, chunk: int = 8192):
+        """``(start, rows)`` for consecutive blocks of ``chunk`` rows."""
+        for start in range(0, self.shape[0], chunk):
+            yield start, self.block(start, start + chunk)
+
+    def all_finite(self, chunk: int = 2**22) -> bool:
+        ds = self._data if self.sparse else self._ds
+        if self.sparse:
+            return all(np.isfinite(ds[s : s + chunk]).all() for s in range(0, ds.shape[0], chunk))
+        step = max(1, chunk // max(1, self.shape[1]))
+        return all(np.isfinite(ds[s : s + step]).all() for s in range(0, self.shape[0], step))
 
 
 def looks_like_counts(X, *, n_rows: int = 500) -> bool:
@@ -143,14 +251,18 @@ class RowSource:
 
     Dense float32 C-ordered input is shared, not copied; other dense input is converted to
     float32 once.  Sparse input stays sparse (CSC is converted to CSR once, to gather rows);
-    only the requested rows are densified.  Both paths hand the model bit-identical batches,
-    so sparse and dense X give the same scores.
+    only the requested rows are densified.  A :class:`BackedMatrix` (X on disk) is read a
+    batch at a time.  Every path hands the model bit-identical batches, so sparse, dense and
+    on-disk X give the same scores.
     """
 
     def __init__(self, X, device: torch.device) -> None:
         self.device = device
-        self.sparse = sp.issparse(X)
-        if self.sparse:
+        self.backed = isinstance(X, BackedMatrix)
+        self.sparse = X.sparse if self.backed else sp.issparse(X)
+        if self.backed:
+            self._X = X
+        elif self.sparse:
             X = X.tocsr() if X.format != "csr" else X
             if X.dtype != np.float32:
                 X = X.astype(np.float32)
@@ -178,8 +290,18 @@ class RowSource:
         block.toarray(out=arr)  # scipy accumulates into ``out``
         return buf if self.device.type == "cpu" else buf.to(self.device, non_blocking=True)
 
+    def _from_block(self, block) -> torch.Tensor:
+        """A block read from disk (CSR, or dense rows) as a batch, like the in-memory paths."""
+        if sp.issparse(block):
+            return self._densify(block.astype(np.float32, copy=False))
+        buf = self._buffer(block.shape[0])
+        buf.numpy()[...] = block
+        return buf if self.device.type == "cpu" else buf.to(self.device, non_blocking=True)
+
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` (a CPU int64 tensor) as a dense float32 tensor."""
+        if self.backed:
+            return self._from_block(self._X.rows(idx.numpy()))
         if self.sparse:
             return self._densify(self._X[idx.numpy()])
         if self._X.device.type != "cpu":
@@ -188,6 +310,8 @@ class RowSource:
 
     def slice(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` as a dense float32 tensor."""
+        if self.backed:
+            return self._from_block(self._X.block(start, stop))
         if self.sparse:
             X = self._X
             lo, hi = X.indptr[start], X.indptr[stop]

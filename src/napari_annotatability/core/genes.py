@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import keys
-from ._data import get_matrix
+from ._data import BackedMatrix, _backed_kind, get_matrix
 from .errors import AnnotatabilityInputError
 
 __all__ = ["gene_association", "gene_scores", "top_genes", "mid_indicator", "expression"]
@@ -32,12 +32,21 @@ def _pearson_columns(X, targets: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Pearson correlation of every column of X (dense or sparse) with every target column.
 
     Computed from sums (X^T t, column sums and squared sums), never densifying a sparse X and
-    reading a dense X in row chunks, in float64.
+    reading a dense or on-disk X in row chunks, in float64.
     """
     n, g = X.shape
     t = targets - targets.mean(axis=0)
     t_sd = np.sqrt((t**2).mean(axis=0))
-    if sp.issparse(X):
+    if isinstance(X, BackedMatrix):
+        xt, s1, s2 = np.zeros((g, t.shape[1])), np.zeros(g), np.zeros(g)
+        for s, block in X.iter_blocks(chunk):
+            if not sp.issparse(block):
+                block = np.asarray(block, dtype=np.float64)
+            xt += np.asarray(block.T @ t[s : s + block.shape[0]])
+            s1 += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+            s2 += np.asarray((block.multiply(block) if sp.issparse(block) else block**2).sum(axis=0),
+                             dtype=np.float64).ravel()
+    elif sp.issparse(X):
         Xc = X.tocsr() if X.format != "csr" else X
         xt = np.asarray(Xc.T @ t)
         s1 = np.asarray(Xc.sum(axis=0)).ravel().astype(np.float64)
@@ -124,6 +133,11 @@ def expression(adata, gene: str, layer: str | None = None) -> np.ndarray:
         raise AnnotatabilityInputError(f"gene {gene!r} is not in var_names")
     j = int(np.flatnonzero(adata.var_names == gene)[0])  # the first one if names repeat
     X = adata.X if layer is None else adata.layers[layer]
+    kind = _backed_kind(X)
+    if kind in ("csr", "dense"):  # on disk: one column, read a block of rows at a time
+        blocks = BackedMatrix(X, kind).iter_blocks()
+        parts = [b[:, j].toarray().ravel() if sp.issparse(b) else np.asarray(b[:, j]) for _, b in blocks]
+        return np.concatenate(parts).astype(np.float64)
     col = X[:, j]
     if sp.issparse(col):
         col = col.toarray()

@@ -12,8 +12,12 @@ from .errors import AnnotatabilityInputError
 __all__ = ["read_h5ad", "write_h5ad", "check_output_path", "atomic_write"]
 
 
-def read_h5ad(path: str | os.PathLike):
-    """Read an ``.h5ad`` file, turning every failure into one clear message."""
+def read_h5ad(path: str | os.PathLike, *, backed: bool = False):
+    """Read an ``.h5ad`` file, turning every failure into one clear message.
+
+    ``backed=True`` leaves X on disk (anndata's ``backed="r"``): training then reads it a batch
+    at a time, so memory is bounded by the batch and the model, not by the data.
+    """
     import anndata as ad
 
     p = Path(path)
@@ -22,7 +26,7 @@ def read_h5ad(path: str | os.PathLike):
     if p.is_dir():
         raise AnnotatabilityInputError(f"input is a folder, expected an .h5ad file: {p}")
     try:
-        return ad.read_h5ad(p)
+        return ad.read_h5ad(p, backed="r" if backed else None)
     except PermissionError as err:
         raise AnnotatabilityInputError(f"cannot read {p}: permission denied") from err
     except Exception as err:  # h5py/anndata raise many types for a corrupt or foreign file

@@ -31,6 +31,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from ._data import BackedMatrix
 from .errors import AnnotatabilityInputError
 
 __all__ = ["RECIPES", "STEP_BUDGET", "MIN_EPOCHS", "MAX_EPOCHS", "LR_RANGE", "MIN_HIDDEN",
@@ -56,6 +57,8 @@ def mean_square_norm(X, max_rows: int = 20_000, seed: int = 0) -> float:
     if n > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
         X = X[rows]
+    elif isinstance(X, BackedMatrix):
+        X = X.block(0, n)
     if sp.issparse(X):
         return float(X.multiply(X).sum(dtype=np.float64) / X.shape[0])
     total = 0.0
