@@ -81,16 +81,28 @@ def read_spatial(path):
     if isinstance(path, list):
         path = path[0]
     p = Path(os.fspath(path))
+    import warnings
+
+    from napari.utils.notifications import show_error, show_warning
+
+    from ._spatial import SpatialMismatchWarning
+
     try:
         adata = load_adata(p)
         if adata.obs_names.has_duplicates:
+            n_dup = int(adata.obs_names.duplicated().sum())
             adata.obs_names_make_unique()
-        layers = layer_data(adata, p.stem if p.suffix else p.name)
+            show_warning(f"napari-annotatability: {p.name} has {n_dup} repeated cell names; they were made "
+                         "unique in the viewer (suffixes -1, -2 ...); the file is unchanged")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpatialMismatchWarning)
+            layers = layer_data(adata, p.stem if p.suffix else p.name)
+        for w in caught:
+            if issubclass(w.category, SpatialMismatchWarning):
+                show_warning(f"napari-annotatability: {p.name}: {w.message}")
         for _, kwargs, _ in layers:
             kwargs["metadata"]["source_path"] = str(p)  # writers never write over it
         return layers
     except (AnnotatabilityError, OSError, ValueError, KeyError) as err:
-        from napari.utils.notifications import show_error
-
         show_error(f"napari-annotatability could not open {p.name}: {err}")
         return [(None,)]

@@ -16,7 +16,7 @@ from ..core.errors import AnnotatabilityInputError
 
 __all__ = [
     "COORD_COLUMNS", "has_coordinates", "coordinates", "library", "tissue_image", "spot_diameter",
-    "category_colors", "layer_data", "rgba_for", "rgba_from", "default_color_key",
+    "category_colors", "layer_data", "rgba_for", "rgba_from", "default_color_key", "SpatialMismatchWarning",
 ]
 
 #: obs column pairs read as (x, y) pixel coordinates when obsm['spatial'] is missing
@@ -32,14 +32,23 @@ def has_coordinates(adata) -> bool:
 def coordinates(adata) -> np.ndarray:
     """(n, 2) float array of (x, y) pixel coordinates."""
     if "spatial" in adata.obsm:
-        xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+        try:
+            xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise AnnotatabilityInputError(f"obsm['spatial'] is not numeric ({err})") from None
         if xy.ndim != 2 or xy.shape[1] < 2:
             raise AnnotatabilityInputError(f"obsm['spatial'] has shape {xy.shape}, expected (n_obs, 2)")
         xy = xy[:, :2]
     else:
         for x, y in COORD_COLUMNS:
             if x in adata.obs and y in adata.obs:
-                xy = adata.obs[[x, y]].to_numpy(dtype=np.float64)
+                cols = adata.obs[[x, y]]
+                if not all(pd.api.types.is_numeric_dtype(cols[c]) for c in (x, y)):
+                    raise AnnotatabilityInputError(
+                        f"obs columns {x!r}/{y!r} are read as coordinates but are not numeric "
+                        f"({cols[x].dtype}/{cols[y].dtype})"
+                    )
+                xy = cols.to_numpy(dtype=np.float64)
                 break
         else:
             raise AnnotatabilityInputError(
@@ -142,6 +151,7 @@ def layer_data(adata, name: str, library_id: str | None = None) -> list[tuple]:
     img = tissue_image(adata, library_id)
     if img is not None:
         image, scale, res = img
+        _warn_if_off_image(xy, image.shape[:2], scale, res)
         out.append((image, {"name": f"{name} tissue ({res})", "scale": (scale, scale),
                             "rgb": image.ndim == 3, "metadata": {"adata": adata}}, "image"))
     diameter = spot_diameter(adata, xy, library_id)
@@ -158,6 +168,27 @@ def layer_data(adata, name: str, library_id: str | None = None) -> list[tuple]:
         kwargs["face_color"] = rgba_for(adata, color_key)
     out.append((xy[:, ::-1].copy(), kwargs, "points"))
     return out
+
+
+class SpatialMismatchWarning(UserWarning):
+    """Spots and tissue image do not line up (wrong scale factor or coordinates)."""
+
+
+def _warn_if_off_image(xy: np.ndarray, shape: tuple[int, int], scale: float, res: str) -> None:
+    """Warn when many spots fall outside the image: a scale factor or coordinate mismatch."""
+    h, w = shape[0] * scale, shape[1] * scale  # image extent in full-resolution pixels
+    outside = (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] > w) | (xy[:, 1] > h)
+    share = float(outside.mean())
+    if share > 0.05:
+        import warnings
+
+        warnings.warn(
+            f"{int(outside.sum())} of {len(xy)} spots ({share:.0%}) lie outside the {res} tissue image "
+            f"({w:.0f} x {h:.0f} full-resolution pixels): check scalefactors['tissue_{res}_scalef'] and "
+            "obsm['spatial'] (x, y in full-resolution pixels)",
+            SpatialMismatchWarning,
+            stacklevel=3,
+        )
 
 
 def rgba_for(adata, key: str) -> np.ndarray:

@@ -316,6 +316,10 @@ class AnnotatabilityWidget(QWidget):
         result.write(adata)
         layer.metadata["training"] = False  # the results are whole: docks may read them now
         sync_features(layer, adata)
+        if layer not in self.viewer.layers:  # closed while training: the AnnData keeps the results
+            self.status.setText(f"Done in {result.dynamics.seconds:.1f} s; the layer was closed, so nothing "
+                                "is shown (the results are in its AnnData).")
+            return
         counts = adata.obs[keys.CATEGORY].value_counts() if keys.CATEGORY in adata.obs else None
         if counts is not None:
             self.status.setText(

@@ -52,6 +52,11 @@ def get_labels(adata, key: str, *, min_classes: int = 2) -> tuple[np.ndarray, pd
     cat = col.astype("category") if not isinstance(col.dtype, pd.CategoricalDtype) else col
     cat = cat.cat.remove_unused_categories()
     classes = cat.cat.categories
+    if len(classes) > max(100, adata.n_obs // 2):
+        raise AnnotatabilityInputError(
+            f"obs[{key!r}] has {len(classes)} distinct labels for {adata.n_obs} cells: that is not an "
+            "annotation (a continuous or per-cell column?); pick a column of cell types or states"
+        )
     if len(classes) < min_classes:
         raise AnnotatabilityInputError(
             f"obs[{key!r}] has {len(classes)} distinct label(s) ({', '.join(map(str, classes))}); "

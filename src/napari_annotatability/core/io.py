@@ -46,11 +46,15 @@ def check_output_path(path: str | os.PathLike, *, protect: tuple[str | os.PathLi
     for src in protect:
         if src is not None and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
             raise AnnotatabilityInputError(f"refusing to overwrite the input file {src}; choose another output path")
+    if out.is_dir():
+        raise AnnotatabilityInputError(f"output path is a folder, expected a file name: {out}")
     folder = out.resolve().parent
     if not folder.is_dir():
         raise AnnotatabilityInputError(f"output folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise AnnotatabilityInputError(f"output folder is not writable: {folder}")
+    try:  # try it: permission bits say nothing to root, nor about read-only mounts
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise AnnotatabilityInputError(f"output folder is not writable: {folder} ({err.strerror or err})") from err
     return out
 
 

@@ -89,6 +89,11 @@ def iter_score(
         raise AnnotatabilityInputError(f"correction must be 'auto', 'cross-fit' or 'retrain', got {correction!r}")
     if correction == "cross-fit" and not quality:
         raise AnnotatabilityInputError("correction='cross-fit' needs the out-of-sample check (quality=True)")
+    if quality and 0 < adata.n_obs < 4:  # fail before the first training, not after it
+        raise AnnotatabilityInputError(
+            f"the out-of-sample check needs at least 4 cells, got {adata.n_obs}; skip it with quality=False "
+            "(CLI: --no-quality)"
+        )
     dyn = yield from _staged(
         iter_training_dynamics(adata, label_key, should_stop=should_stop, **train_kwargs), "training"
     )
