@@ -107,11 +107,11 @@ def main(argv=None) -> int:
     ap.add_argument("--density", type=float, default=0.1)
     ap.add_argument("--epochs", default="auto", help="training epochs (default: the adaptive recipe's)")
     ap.add_argument("--no-pipeline", dest="pipeline", action="store_false", help="skip the core.score run")
-    ap.add_argument("--smoke", action="store_true", help="20 000 cells, 2 epochs")
+    ap.add_argument("--smoke", action="store_true", help="5 000 cells, 2 epochs")
     ap.add_argument("--out", default=None, help="also write the markdown table to this file")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.cells, args.epochs = 20_000, "2"
+        args.cells, args.epochs = 5_000, "2"
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="small data, one repeat")
+    ap.add_argument("--out", default=None, help="also write the markdown table to this file")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     from napari_annotatability import core
@@ -71,6 +72,10 @@ def main(argv=None) -> int:
         print(line, flush=True)
     print()
     print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write("command: `python benchmarks/bench_pipeline_cost.py`; medians of "
+                     f"{repeats} run(s), every default of `core.score`\n\n" + "\n".join(lines) + "\n")
     return 0
 
 

@@ -48,9 +48,9 @@ def test_twenty_train_cancel_cycles_leak_nothing(make_napari_viewer, qtbot):
         seen = []
         worker = widget.train(start=False)
 
-        def cancel_soon(p, seen=seen):
+        def cancel_soon(p, seen=seen, after=1 + cycle % 3):  # cancel after 1-3 epochs
             seen.append(p.stage)
-            if len(seen) == 1 + cycle % 3:  # cancel after 1-3 epochs
+            if len(seen) == after:
                 widget.cancel()
 
         worker.yielded.connect(cancel_soon)
