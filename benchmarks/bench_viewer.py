@@ -113,6 +113,7 @@ def measure(n_spots: int, train: bool, epochs: int | None, calibrate: bool) -> d
     out["epochs"] = len(epochs_seen)
     out["training_epochs"] = epochs_seen.count("training")
     out["recolours"] = widget.live_recolours
+    out["live_cost_s"] = float(np.median(widget.live_costs)) if widget.live_costs else float("nan")
     arr = np.asarray(late) * 1000
     out.update(ticks=arr.size, p50_ms=float(np.percentile(arr, 50)), p95_ms=float(np.percentile(arr, 95)),
                p99_ms=float(np.percentile(arr, 99)), max_ms=float(arr.max()),

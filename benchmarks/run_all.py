@@ -71,7 +71,9 @@ def run_one(name: str, smoke: bool, tmp: Path) -> tuple[str, float, int]:
     if proc.returncode != 0 or not table.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         return "**failed** (exit {}):\n\n```\n{}\n```".format(proc.returncode, "\n".join(tail)), seconds, 1
-    return table.read_text().strip(), seconds, 0
+    body = "\n".join("##" + line if line.startswith("#") else line  # nest its headings under ours
+                     for line in table.read_text().strip().splitlines())
+    return body, seconds, 0
 
 
 def main(argv=None) -> int:

@@ -146,3 +146,26 @@ def test_real_pbmc68k_reduced(pbmc):
     conf = adata.obs[keys.CONFIDENCE]
     assert conf.between(0, 1).all() and conf.std() > 0
     assert adata.uns[keys.UNS]["params"]["hidden"] == [382, 191]
+
+
+def test_seed_ensemble_averages_its_members(synthetic):
+    """n_seeds=3 is the mean of the runs at seed, seed + 100, seed + 200 (variability: their mean)."""
+    a = synthetic[:600].copy()
+    members = []
+    for s in (5, 105, 205):
+        m = a.copy()
+        core.training_dynamics(m, "label", epochs=6, seed=s)
+        members.append(m.obs)
+    e = a.copy()
+    progress = list(core.iter_training_dynamics(e, "label", epochs=6, seed=5, n_seeds=3))
+    assert [p.epoch for p in progress] == list(range(1, 19)) and {p.n_epochs for p in progress} == {18}
+    core.training_dynamics(e, "label", epochs=6, seed=5, n_seeds=3)
+    for k in (keys.CONFIDENCE, keys.VARIABILITY, keys.CORRECTNESS, keys.AUM):
+        mean = np.mean([m[k].to_numpy(dtype=np.float64) for m in members], axis=0)
+        np.testing.assert_allclose(e.obs[k].to_numpy(), mean, rtol=1e-5, atol=1e-6, err_msg=k)
+    assert e.obsm[keys.TRAJECTORY].shape == (600, 6)
+    assert e.uns[keys.UNS]["params"]["seeds"] == [5, 105, 205]
+    # the last epoch's live confidence is the ensemble's
+    np.testing.assert_allclose(progress[-1].confidence, e.obs[keys.CONFIDENCE].to_numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(core.AnnotatabilityInputError, match="n_seeds"):
+        core.training_dynamics(a.copy(), "label", epochs=2, n_seeds=0)

@@ -28,6 +28,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-hidden", type=int, default=None, help="floor on hidden widths (default: from the recipe)")
     g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--n-seeds", type=int, default=1,
+                   help="train a seed ensemble of N networks and average their scores (default 1; costs N trainings)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     g.add_argument("--layer", default=None, help="use adata.layers[LAYER] instead of X")
 
@@ -114,6 +116,7 @@ def _training_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         recipe=a.recipe, epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
         min_hidden=a.min_hidden, balanced=not a.unbalanced, seed=a.seed, device=a.device, layer=a.layer,
+        n_seeds=a.n_seeds,
     )
 
 

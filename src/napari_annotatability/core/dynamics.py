@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ class DynamicsResult:
     other_key: str | None = None
     other_trajectory: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    #: a seed ensemble's variability: the mean of its members' (None: from ``trajectory``)
+    member_variability: np.ndarray | None = None
 
     @staticmethod
     def _scores(traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +54,8 @@ class DynamicsResult:
 
     @property
     def variability(self) -> np.ndarray:
+        if self.member_variability is not None:
+            return self.member_variability.astype(np.float32)
         return self._scores(self.trajectory)[1]
 
     @property
@@ -68,9 +73,8 @@ class DynamicsResult:
                 f"these scores are for {self.trajectory.shape[0]} cells, the AnnData has {adata.n_obs}"
             )
         keys.drop_derived(adata)
-        conf, var = self._scores(self.trajectory)
-        adata.obs[keys.CONFIDENCE] = conf
-        adata.obs[keys.VARIABILITY] = var
+        adata.obs[keys.CONFIDENCE] = self.confidence
+        adata.obs[keys.VARIABILITY] = self.variability
         adata.obs[keys.CORRECTNESS] = self.correctness
         adata.obs[keys.AUM] = self.aum
         adata.obsm[keys.TRAJECTORY] = self.trajectory
@@ -128,6 +132,7 @@ def iter_training_dynamics(
     recipe: str = "adaptive",
     compare_key: str | None = None,
     eval_batch_size: int = 4096,
+    n_seeds: int = 1,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[EpochProgress, None, DynamicsResult]:
     """Train the classifier and yield progress after every epoch; return the scores.
@@ -153,13 +158,32 @@ def iter_training_dynamics(
         epochs=chosen["epochs"], lr=chosen["lr"], momentum=momentum, batch_size=batch_size, depth=depth,
         balanced=bool(balanced), min_hidden=chosen["min_hidden"], seed=seed, eval_batch_size=eval_batch_size,
     )
+    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
+        raise AnnotatabilityInputError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     record = [y] if y_other is None else [y, y_other]
     started = time.perf_counter()
-    out = yield from run(source, y, len(classes), cfg, record=record, should_stop=should_stop)
+    seeds = [cfg.seed + ENSEMBLE_SEED_STEP * s for s in range(n_seeds)]
+    outs = []
+    for s, member_seed in enumerate(seeds):
+        gen = run(source, y, len(classes), replace(cfg, seed=member_seed), record=record, should_stop=should_stop)
+        done = sum(o.trajectories[0].mean(axis=1, dtype=np.float64) for o in outs) if outs else 0.0
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                outs.append(stop.value)
+                break
+            if s:  # the live view shows the ensemble's running mean
+                p = dataclasses.replace(p, epoch=s * cfg.epochs + p.epoch, n_epochs=n_seeds * cfg.epochs,
+                                        confidence=((done + p.confidence) / (s + 1)).astype(np.float32))
+            elif n_seeds > 1:
+                p = dataclasses.replace(p, n_epochs=n_seeds * cfg.epochs)
+            yield p
+    out = outs[0]
     params = {**cfg.as_dict(), "recipe": recipe, "derived": chosen["derived"],
               "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
               "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse)}
-    return DynamicsResult(
+    result = DynamicsResult(
         label_key=label_key,
         classes=[str(c) for c in classes],
         trajectory=out.trajectories[0],
@@ -171,6 +195,33 @@ def iter_training_dynamics(
         other_key=compare_key,
         other_trajectory=out.trajectories[1] if y_other is not None else None,
     )
+    if n_seeds > 1:
+        _average_members(result, outs, seeds)
+    return result
+
+
+#: seed ensemble members train with seed, seed + 100, seed + 200 ... (the out-of-sample folds use
+#: seed + 1, seed + 2: no member shares a network with them)
+ENSEMBLE_SEED_STEP = 100
+
+
+def _average_members(result: DynamicsResult, outs: list, seeds: list[int]) -> None:
+    """Turn ``result`` (the first member) into the seed ensemble of ``outs``.
+
+    Per epoch, the trajectory is the members' mean probability, so confidence is the mean of
+    their confidences; variability is the mean of their variabilities (the paper's meaning: how
+    much one network's belief moves while it learns -- the std of the averaged trajectory would
+    shrink with the ensemble); correctness and AUM are the members' means.
+    """
+    k = len(outs)
+    result.trajectory = (sum(o.trajectories[0].astype(np.float64) for o in outs) / k).astype(np.float32)
+    result.member_variability = sum(o.trajectories[0].std(axis=1, dtype=np.float64) for o in outs) / k
+    result.correct_count = sum(o.correct_counts[0].astype(np.float64) for o in outs) / k
+    result.margin_sum = sum(o.margin_sums[0].astype(np.float64) for o in outs) / k
+    if result.other_trajectory is not None:
+        result.other_trajectory = (sum(o.trajectories[1].astype(np.float64) for o in outs) / k).astype(np.float32)
+    result.losses = [float(np.mean(ls)) for ls in zip(*(o.losses for o in outs))]
+    result.params.update(n_seeds=k, seeds=[int(s) for s in seeds])
 
 
 def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bool = False, **kwargs):
@@ -208,6 +259,11 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` ...
     seed
         Seeds initialisation and sampling; the same seed gives the same scores.
+    n_seeds
+        Train a seed ensemble of this many networks (seeds ``seed``, ``seed + 100`` ...): the
+        trajectory is their mean probability per epoch, confidence the mean of their
+        confidences, variability the mean of their variabilities, correctness and AUM their
+        means.  Costs ``n_seeds`` trainings; steadies the scores of small datasets.
     compare_key
         A second annotation of the same cells: its per-epoch probability under the same run
         is stored in ``obs['annot_other_confidence']``, ``obs['annot_other_variability']`` and
