@@ -44,8 +44,6 @@ DOCKS = (
 #: Every draw of 10^5 spots costs ~0.4 s under software OpenGL (benchmarks/bench_viewer.py).
 LIVE_SPOTS_PER_SECOND = 100_000
 LIVE_DUTY = 0.25
-
-
 #: delay of the timer that finds out when the redraw after a live recolour has finished
 DRAW_PROBE_S = 0.04
 
@@ -278,7 +276,7 @@ class AnnotatabilityWidget(QWidget):
         self._live_colored = False
         self._live_at, self._live_cost = float("-inf"), 0.0
         self.live_recolours = 0  # how many epochs recoloured the spots (benchmarks read it)
-        self.live_costs: list[float] = []  # seconds each took, redraw included
+        self.live_costs = []  # seconds each took, redraw included
 
         # errors are handled in _on_error (a notification, no traceback), so none is re-raised
         @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
