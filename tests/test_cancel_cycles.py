@@ -75,7 +75,8 @@ def test_twenty_train_cancel_cycles_leak_nothing(make_napari_viewer, qtbot):
     assert last["threads"] <= first["threads"]  # no thread left behind by a cancelled run
     # no network, no suspended training generator (and so no trajectory, no batch) outlives its run;
     # napari's task-status list keeps each finished worker object, but it holds nothing of ours
-    assert last["models"] == 0 and last["running_generators"] == 0
+    # (compared with cycle 5: earlier tests in the same process may have left objects of their own)
+    assert last["models"] <= first["models"] and last["running_generators"] <= first["running_generators"]
     assert last["traced"] < 2, samples  # Python + numpy memory still held after 15 more cycles
     assert last["rss"] - first["rss"] < 40, samples  # 15 more cycles: no growth beyond allocator noise
     # and the viewer still trains to the end
