@@ -183,12 +183,16 @@ def _cli_cases(infile: Path, tmp_path: Path) -> dict:
         "one cut-off without the other": (infile, ["--conf-cutoff", "0.5"], None, "give both"),
         "per-cell label column": (files["continuous"], ["--label", "score"], None, "distinct labels"),
         "two cells": (files["tiny"], [], None, "at least 4 cells"),
+        "default rule without the out-of-sample check": (infile, ["--no-quality"], None, "--rule paper"),
+        "the paper's cut-offs under the default rule": (infile, ["--conf-cutoff", "0.5", "--var-cutoff", "0.1"], None,
+                                                        "cut-offs of rule='paper'"),
     }
 
 
 CLI_CASES = ["read-only output folder", "output is a folder", "output is the input through a link",
              "input is a folder", "missing layer", "negative learning rate", "zero batch size",
-             "noise outside (0, 1)", "one cut-off without the other", "per-cell label column", "two cells"]
+             "noise outside (0, 1)", "one cut-off without the other", "per-cell label column", "two cells",
+             "default rule without the out-of-sample check", "the paper's cut-offs under the default rule"]
 
 
 @pytest.mark.parametrize("case", CLI_CASES)

@@ -29,7 +29,7 @@ def test_writes_the_results_contract(synthetic):
 
 
 def test_first_epoch_is_recorded_before_any_update(synthetic):
-    core.training_dynamics(synthetic, "label", epochs=2, seed=7)
+    core.training_dynamics(synthetic, "label", epochs=2, seed=7, input="as-is")  # the network sees X itself
     g = torch.Generator().manual_seed(7)
     sizes = [100, *hidden_widths(100, 3), 5]
     fresh = LeanMLP(sizes, lr=1e-3, momentum=0.9, generator=g)
@@ -118,7 +118,7 @@ def test_stop_request_cancels_within_the_epoch_and_writes_nothing(synthetic):
 
 def test_retraining_drops_results_derived_from_old_scores(synthetic):
     core.training_dynamics(synthetic, "label", epochs=3)
-    core.categorize(synthetic, conf_cutoff=0.2, var_cutoff=0.1)
+    core.categorize(synthetic, rule="paper", conf_cutoff=0.2, var_cutoff=0.1)
     assert keys.CATEGORY in synthetic.obs
     core.training_dynamics(synthetic, "label", epochs=3)
     assert keys.CATEGORY not in synthetic.obs

@@ -259,10 +259,18 @@ class RowSource:
     only the requested rows are densified.  A :class:`BackedMatrix` (X on disk) is read a
     batch at a time.  Every path hands the model bit-identical batches, so sparse, dense and
     on-disk X give the same scores.
+
+    An optional ``transform`` (see :class:`~.inputs.InputTransform`) changes what the model
+    sees without touching X: only its ``columns`` are read (selected before densifying), and
+    its ``apply_(batch, rows)`` is applied in place to every dense batch, which is always the
+    source's own memory, never X's.
     """
 
-    def __init__(self, X, device: torch.device) -> None:
+    def __init__(self, X, device: torch.device, transform=None) -> None:
         self.device = device
+        self.transform = transform
+        cols = None if transform is None else getattr(transform, "columns", None)
+        self._cols = None if cols is None else np.asarray(cols, dtype=np.int64)
         self.backed = isinstance(X, BackedMatrix)
         self.sparse = X.sparse if self.backed else sp.issparse(X)
         if self.backed:
@@ -275,7 +283,11 @@ class RowSource:
         else:
             arr = np.ascontiguousarray(X, dtype=np.float32)
             self._X = torch.from_numpy(arr).to(device)
+            if self._cols is not None:
+                self._cols_t = torch.from_numpy(self._cols).to(device)
         self.n_obs, self.n_vars = X.shape
+        if self._cols is not None:
+            self.n_vars = int(self._cols.size)
         self._bufs: dict[int, torch.Tensor] = {}
 
     # Batches are written into persistent buffers, one per batch size: a fresh multi-megabyte
@@ -303,28 +315,46 @@ class RowSource:
         buf.numpy()[...] = block
         return buf if self.device.type == "cpu" else buf.to(self.device, non_blocking=True)
 
+    def _columns(self, block):
+        """The transform's columns of a CSR or numpy block (selected before densifying)."""
+        return block if self._cols is None else block[:, self._cols]
+
+    def _dense_columns(self, rows: torch.Tensor) -> torch.Tensor:
+        """The transform's columns of dense rows (a fresh tensor), into a buffer on the CPU."""
+        if rows.device.type != "cpu":
+            return rows.index_select(1, self._cols_t)
+        return torch.index_select(rows, 1, self._cols_t, out=self._buffer(rows.shape[0]))
+
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` (a CPU int64 tensor) as a dense float32 tensor."""
         if self.backed:
-            return self._from_block(self._X.rows(idx.numpy()))
-        if self.sparse:
-            return self._densify(self._X[idx.numpy()])
-        if self._X.device.type != "cpu":
-            return self._X.index_select(0, idx.to(self._X.device))
-        return torch.index_select(self._X, 0, idx, out=self._buffer(idx.shape[0]))
+            out = self._from_block(self._columns(self._X.rows(idx.numpy())))
+        elif self.sparse:
+            out = self._densify(self._columns(self._X[idx.numpy()]))
+        elif self._cols is not None:
+            out = self._dense_columns(self._X.index_select(0, idx.to(self._X.device)))
+        elif self._X.device.type != "cpu":
+            out = self._X.index_select(0, idx.to(self._X.device))
+        else:
+            out = torch.index_select(self._X, 0, idx, out=self._buffer(idx.shape[0]))
+        return out if self.transform is None else self.transform.apply_(out, idx)
 
     def slice(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` as a dense float32 tensor."""
         if self.backed:
-            return self._from_block(self._X.block(start, stop))
-        if self.sparse:
+            out = self._from_block(self._columns(self._X.block(start, stop)))
+        elif self.sparse:
             X = self._X
             lo, hi = X.indptr[start], X.indptr[stop]
             rows = sp.csr_matrix(  # a zero-copy view of the rows (slicing a CSR copies them)
                 (X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo),
-                shape=(stop - start, self.n_vars),
+                shape=(stop - start, X.shape[1]),
             )
-            return self._densify(rows)
-        if self._X.device.type != "cpu":
-            return self._X[start:stop].clone()
-        return self._buffer(stop - start).copy_(self._X[start:stop])
+            out = self._densify(self._columns(rows))
+        elif self._cols is not None:
+            out = self._dense_columns(self._X[start:stop])
+        elif self._X.device.type != "cpu":
+            out = self._X[start:stop].clone()
+        else:
+            out = self._buffer(stop - start).copy_(self._X[start:stop])
+        return out if self.transform is None else self.transform.apply_(out, slice(start, stop))

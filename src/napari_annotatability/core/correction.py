@@ -10,11 +10,12 @@ import pandas as pd
 import torch
 
 from . import keys
-from ._data import RowSource, get_labels, get_matrix, resolve_device
+from ._data import get_labels, resolve_device
 from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
 from .categories import _label_key, _train_config
 from .errors import AnnotatabilityInputError
+from .inputs import make_source
 
 __all__ = ["iter_suggest_labels", "suggest_labels"]
 
@@ -58,7 +59,8 @@ def iter_suggest_labels(
             UserWarning,
             stacklevel=2,
         )
-    source = RowSource(get_matrix(adata, where["layer"]), resolve_device(where["device"]))
+    source, _ = make_source(adata, where["layer"], resolve_device(where["device"]), where["input"],
+                            standardize=where["standardize"], seed=cfg.seed)
     out = yield from run(source, y, len(classes), cfg, train_rows=rows, should_stop=should_stop)
     model = out.model
     best = np.empty(source.n_obs, dtype=np.int64)

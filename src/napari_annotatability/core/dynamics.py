@@ -12,13 +12,15 @@ import pandas as pd
 
 from . import keys
 from ._config import TrainConfig
-from ._data import RowSource, get_labels, get_matrix, resolve_device, warn_if_counts
+from ._data import get_labels, get_matrix, resolve_device
 from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
-from .errors import AnnotatabilityInputError
+from .errors import AnnotatabilityInputError, TrainingDiverged
+from .inputs import make_source
 from .recipes import resolve_recipe
 
-__all__ = ["DynamicsResult", "iter_training_dynamics", "training_dynamics", "compare_annotations", "EpochProgress"]
+__all__ = ["DynamicsResult", "iter_training_dynamics", "training_dynamics", "compare_annotations", "EpochProgress",
+           "require_finite"]
 
 
 @dataclass
@@ -66,12 +68,22 @@ class DynamicsResult:
     def aum(self) -> np.ndarray:
         return (self.margin_sum / self.trajectory.shape[1]).astype(np.float32)
 
+    def check_finite(self) -> None:
+        """Raise :class:`~.errors.TrainingDiverged` unless every score is a finite number."""
+        for name, values in (("confidence", self.confidence), ("variability", self.variability),
+                             ("correctness", self.correctness), ("aum", self.aum)):
+            require_finite(values, name)
+
     def write(self, adata) -> None:
-        """Store the scores in ``adata`` and drop results derived from an earlier run."""
+        """Store the scores in ``adata`` and drop results derived from an earlier run.
+
+        Raises :class:`~.errors.TrainingDiverged` (and writes nothing) if a score is not finite.
+        """
         if adata.n_obs != self.trajectory.shape[0]:
             raise AnnotatabilityInputError(
                 f"these scores are for {self.trajectory.shape[0]} cells, the AnnData has {adata.n_obs}"
             )
+        self.check_finite()
         keys.drop_derived(adata)
         adata.obs[keys.CONFIDENCE] = self.confidence
         adata.obs[keys.VARIABILITY] = self.variability
@@ -96,7 +108,27 @@ class DynamicsResult:
         adata.uns[keys.UNS] = info
 
 
-def _prepare(adata, label_key, other_key, layer, device):
+def require_finite(values: np.ndarray, name: str) -> None:
+    """Raise :class:`~.errors.TrainingDiverged` if a score is NaN or infinite for any cell.
+
+    Parameters
+    ----------
+    values
+        One score per cell.
+    name
+        The score's name, for the message.
+    """
+    values = np.asarray(values)
+    bad = int(values.size - np.isfinite(values).sum())
+    if bad:
+        raise TrainingDiverged(
+            f"{bad} of {values.size} cells have a non-finite {name} (NaN or infinite): the training did not "
+            "converge, and nothing was written. Bring the input to a modest scale (input='auto', or "
+            "napari_annotatability.core.preprocess) or lower the learning rate"
+        )
+
+
+def _prepare(adata, label_key, other_key, layer, device, input="auto", standardize=None, seed=0):
     if other_key is None:
         y, classes = get_labels(adata, label_key)
         y_other = None
@@ -110,9 +142,9 @@ def _prepare(adata, label_key, other_key, layer, device):
         y_other = pd.Categorical(adata.obs[other_key].astype(str), categories=classes.astype(str)).codes.astype(np.int64)
         classes = pd.Index(classes.astype(str))
     X = get_matrix(adata, layer)
-    warn_if_counts(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
     dev = resolve_device(device)
-    return RowSource(X, dev), y, y_other, classes, dev, X
+    source, plan = make_source(adata, layer, dev, input, standardize=standardize, seed=seed, X=X)
+    return source, y, y_other, classes, dev, X, plan
 
 
 def iter_training_dynamics(
@@ -133,6 +165,9 @@ def iter_training_dynamics(
     compare_key: str | None = None,
     eval_batch_size: int = 4096,
     n_seeds: int = 1,
+    input: str | dict = "auto",
+    standardize: bool | None = None,
+    steps: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[EpochProgress, None, DynamicsResult]:
     """Train the classifier and yield progress after every epoch; return the scores.
@@ -151,9 +186,12 @@ def iter_training_dynamics(
     -------
     DynamicsResult
     """
-    source, y, y_other, classes, dev, X = _prepare(adata, label_key, compare_key, layer, device)
-    chosen = resolve_recipe(recipe, X, adata.n_obs, batch_size, epochs=epochs, lr=lr, min_hidden=min_hidden,
-                            seed=seed if isinstance(seed, int) and seed >= 0 else 0)
+    sample_seed = seed if isinstance(seed, int) and seed >= 0 else 0
+    source, y, y_other, classes, dev, X, plan = _prepare(adata, label_key, compare_key, layer, device, input,
+                                                         standardize, sample_seed)
+    # the learning rate follows the scale of what the network sees (X itself when as-is)
+    chosen = resolve_recipe(recipe, source if source.transform is not None else X, adata.n_obs, batch_size,
+                            epochs=epochs, lr=lr, min_hidden=min_hidden, seed=sample_seed, steps=steps)
     cfg = TrainConfig(
         epochs=chosen["epochs"], lr=chosen["lr"], momentum=momentum, batch_size=batch_size, depth=depth,
         balanced=bool(balanced), min_hidden=chosen["min_hidden"], seed=seed, eval_batch_size=eval_batch_size,
@@ -172,6 +210,7 @@ def iter_training_dynamics(
                 p = next(gen)
             except StopIteration as stop:
                 outs.append(stop.value)
+                cfg = replace(cfg, lr=stop.value.lr)  # later members start from the rate that worked
                 break
             if s:  # the live view shows the ensemble's running mean
                 p = dataclasses.replace(p, epoch=s * cfg.epochs + p.epoch, n_epochs=n_seeds * cfg.epochs,
@@ -180,9 +219,13 @@ def iter_training_dynamics(
                 p = dataclasses.replace(p, n_epochs=n_seeds * cfg.epochs)
             yield p
     out = outs[0]
+    # ``lr`` is the rate that trained without diverging: every later training of the analysis reuses it
     params = {**cfg.as_dict(), "recipe": recipe, "derived": chosen["derived"],
               "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
-              "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse)}
+              "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse),
+              "input": plan, "restarts": int(sum(o.restarts for o in outs))}
+    if params["restarts"]:
+        params["initial_lr"] = float(chosen["lr"])
     result = DynamicsResult(
         label_key=label_key,
         classes=[str(c) for c in classes],
@@ -241,7 +284,8 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
     Parameters
     ----------
     adata
-        Log-normalised expression (``X`` or ``layers[layer]``, dense or sparse CSR/CSC).
+        Expression (``X`` or ``layers[layer]``, dense or sparse CSR/CSC, or on disk): log-normalised,
+        or raw counts / intensities that ``input="auto"`` transforms on the fly.
     label_key
         Column of ``adata.obs`` with the annotation to examine.
     recipe
@@ -249,7 +293,21 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
         rate and a hidden-width floor derived from the data (see :mod:`.recipes`);
         ``"published"``: the paper's recipe (100 epochs, lr 1e-3, no width floor).
     epochs, lr, min_hidden
-        Override what the recipe chooses.
+        Override what the recipe chooses.  A run whose weights become non-finite restarts with
+        ``lr / 4`` (at most 3 times, with a warning); ``params['lr']`` is the rate that worked,
+        ``params['restarts']`` how many restarts it took.
+    steps
+        Step budget the epochs are derived from (default ``recipes.STEP_BUDGET``).
+    input
+        ``"auto"`` (default): detect what ``X`` holds (raw counts, log-normalised expression,
+        intensities, scaled values; see :mod:`.inputs`) and hand the network a transformed copy of
+        each batch -- counts normalised per cell, ``log1p`` and 2 000 highly variable genes,
+        intensities ``log1p``, and every kind standardised per feature.  ``X`` is never modified.
+        ``"as-is"``: train on ``X`` exactly as it is.  What was detected and done is recorded in
+        ``uns['annotatability']['params']['input']``.
+    standardize
+        Standardise the features (None: the default of the detected kind with ``"auto"``, no
+        with ``"as-is"``).
     momentum, batch_size, depth, balanced
         The published optimiser and architecture (SGD momentum 0.9, batch 256, depth 3,
         class-balanced sampling).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["AnnotatabilityError", "AnnotatabilityInputError", "RawCountsWarning", "TrainingCancelled"]
+__all__ = ["AnnotatabilityError", "AnnotatabilityInputError", "RawCountsWarning", "TrainingCancelled",
+           "TrainingDiverged", "DivergenceWarning"]
 
 
 class AnnotatabilityError(Exception):
@@ -15,6 +16,17 @@ class AnnotatabilityInputError(AnnotatabilityError, ValueError):
 
 class TrainingCancelled(AnnotatabilityError):
     """A training run was asked to stop before it finished; nothing was written."""
+
+
+class TrainingDiverged(AnnotatabilityInputError):
+    """Training gave non-finite weights or scores, even after lowering the learning rate.
+
+    Almost always input on the wrong scale (raw counts or intensities trained on as they are).
+    """
+
+
+class DivergenceWarning(UserWarning):
+    """A training run diverged and was restarted with a smaller learning rate."""
 
 
 class RawCountsWarning(UserWarning):

@@ -9,8 +9,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import keys
-from ._data import BackedMatrix, _backed_kind, get_matrix
+from ._data import BackedMatrix, _backed_kind
 from .errors import AnnotatabilityInputError
+from .inputs import gene_matrix
 
 __all__ = ["gene_association", "gene_scores", "top_genes", "mid_indicator", "expression"]
 
@@ -86,11 +87,16 @@ def gene_association(
 
     This is the published score (expression centred and normalised per gene, projected on the
     confidence vector) rescaled to a correlation in [-1, 1]: genes rank identically for high
-    and low.  Uses ``adata.X`` (or ``layers[layer]``), dense or sparse, without densifying it.
+    and low.  Uses ``adata.X`` (or ``layers[layer]``), dense or sparse, without densifying it;
+    raw counts are first normalised per cell and log1p'd, intensities log1p'd, a block of rows at
+    a time (as the last training's input plan says, see :func:`.inputs.gene_matrix`).
     """
     if keys.CONFIDENCE not in adata.obs:
         raise AnnotatabilityInputError(f"obs[{keys.CONFIDENCE!r}] is missing: run training_dynamics first")
-    scores, info = gene_scores(get_matrix(adata, layer), adata.obs[keys.CONFIDENCE].to_numpy(), mid_range)
+    params = adata.uns.get(keys.UNS, {}).get("params", {})
+    plan = params.get("input") if str(params.get("layer", "X")) == (layer or "X") else None
+    X = gene_matrix(adata, layer, plan)
+    scores, info = gene_scores(X, adata.obs[keys.CONFIDENCE].to_numpy(), mid_range)
     write_gene_scores(adata, scores, {"layer": layer or "X", **info})
 
 
