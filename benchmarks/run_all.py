@@ -10,7 +10,8 @@ display: it is run under ``xvfb-run -a`` when ``DISPLAY`` is unset.  Needs the b
 (``pip install -e ".[bench]"``: the published Annotatability package and cleanlab).
 
 Full run here (2 cores): training ~10 min, graph ~6 min, label quality ~1.5 h, pipeline cost
-~5 min, backed ~5 min, viewer ~10 min.
+~5 min, backed ~5 min, viewer ~10 min; categories ~3 min for its synthetic tissue (2 seeds), plus its
+real datasets.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ BENCHMARKS = {
                  "time ratio, fraction of matmul peak, memory, AUROC of flipped labels at the same recipe"),
     "label_quality": ("bench_label_quality.py", "Finding flipped labels: ours, the published package, cleanlab",
                       "AUROC / AUPRC per dataset and noise kind (the issue-7 table)"),
+    "categories": ("bench_categories.py", "Do the categories match the truth? Our rule and the paper's",
+                   "% of clean / mislabelled / transition cells per category, both rules from the same runs"),
     "pipeline_cost": ("bench_pipeline_cost.py", "What the default pipeline costs",
                       "core.score() in units of one training run"),
     "graph": ("bench_graph.py", "Trainability-aware graph against the published dense construction",

@@ -44,11 +44,34 @@ def test_score_end_to_end(infile, tmp_path, capsys):
 
 def test_score_prints_a_summary(infile, tmp_path, capsys):
     rc = cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "o.h5ad"),
-                   "--epochs", "5", "--no-calibrate", "--conf-cutoff", "0.3", "--var-cutoff", "0.1", "--top", "3"])
+                   "--epochs", "5", "--no-calibrate", "--conf-cutoff", "0.3", "--var-cutoff", "0.1", "--top", "3",
+                   "--rule", "paper"])
     assert rc == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # the summary wraps its lines
     assert "categories" in text and "erroneous" in text and "least confident" in text
-    assert "given" in text
+    assert "given" in text and "rule 'paper'" in text and "confidence at most 0.30" in text
+    scored = ad.read_h5ad(tmp_path / "o.h5ad")
+    assert scored.uns[keys.UNS]["thresholds"]["rule"] == "paper"
+
+
+def test_score_rule_paper_and_calibrated(infile, tmp_path, capsys):
+    out = tmp_path / "p.h5ad"
+    assert cli.main(["score", str(infile), "--label", "label", "--out", str(out), "--epochs", "6", "--no-genes",
+                     "--rule", "paper"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # the summary wraps its lines
+    th = ad.read_h5ad(out).uns[keys.UNS]["thresholds"]
+    assert th["rule"] == "paper" and th["correct_confidence"] == 0.95 and "label_quality" in th  # both calibrated
+    assert "rule 'paper'" in text
+    assert cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "c.h5ad"), "--epochs", "6",
+                     "--no-genes", "--ambiguous-second", "0.3"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # the summary wraps its lines
+    th = ad.read_h5ad(tmp_path / "c.h5ad").uns[keys.UNS]["thresholds"]
+    assert th["rule"] == "calibrated" and th["ambiguous_second"] == 0.3 and th["label_quality_percentile"] == 90
+    assert "rule 'calibrated'" in text and "deliberately mislabelled" in text
+    # the calibrated rule needs the out-of-sample check: one line, before any training
+    assert cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "n.h5ad"), "--epochs", "2",
+                     "--no-quality"]) == 2
+    assert "--rule paper" in capsys.readouterr().err
 
 
 def test_same_seed_same_output(infile, tmp_path):

@@ -12,7 +12,7 @@ from napari_annotatability.core import keys
 
 def test_suggested_labels_recover_the_truth_of_planted_mislabels(synthetic):
     core.training_dynamics(synthetic, "label", epochs=15, seed=0)
-    core.categorize(synthetic, conf_cutoff=0.3, var_cutoff=0.15)
+    core.categorize(synthetic, rule="paper", conf_cutoff=0.3, var_cutoff=0.15)
     core.suggest_labels(synthetic)
     obs = synthetic.obs
     mis = obs["mislabelled"].to_numpy()
@@ -38,6 +38,6 @@ def test_label_correction_needs_categories_and_trusted_cells(synthetic):
     core.training_dynamics(synthetic, "label", epochs=2)
     with pytest.raises(core.AnnotatabilityInputError, match="categorize"):
         core.suggest_labels(synthetic)
-    core.categorize(synthetic, conf_cutoff=1.0, var_cutoff=1.0)  # everything erroneous
+    core.categorize(synthetic, rule="paper", conf_cutoff=1.0, var_cutoff=1.0)  # everything erroneous
     with pytest.raises(core.AnnotatabilityInputError, match="nothing to retrain"):
         core.suggest_labels(synthetic)

@@ -63,3 +63,17 @@ def test_evaluate_gives_probability_margin_and_correctness():
     other[torch.arange(50), y] = -np.inf
     np.testing.assert_allclose(ev.margin.numpy(), (z[torch.arange(50), y] - other.max(1).values).numpy(), rtol=1e-5)
     assert torch.equal(ev.correct, z.argmax(1) == y)
+
+
+def test_evaluate_with_probs_gives_the_same_outputs_and_the_softmax_of_one_pass():
+    g = torch.Generator().manual_seed(0)
+    lean = LeanMLP([6, 32, 32, 4], lr=1e-3, momentum=0.9, generator=g)
+    x = torch.randn(50, 6, generator=g)
+    y = torch.randint(0, 4, (50,), generator=g)
+    (ev,) = lean.evaluate(x, [y])
+    (ev2,), probs = lean.evaluate_with_probs(x, [y])
+    for a, b in ((ev.prob, ev2.prob), (ev.margin, ev2.margin), (ev.nll, ev2.nll)):
+        assert torch.equal(a, b)
+    assert probs.shape == (4, 50)  # (classes, cells)
+    np.testing.assert_allclose(probs.t().numpy(), torch.softmax(lean.to_module()(x).detach(), 1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(probs[y, torch.arange(50)].numpy(), ev.prob.numpy(), rtol=1e-6)

@@ -47,9 +47,13 @@ def test_data_map_shows_every_spot_after_training(trained):
     np.testing.assert_array_equal(dm._xy[:, 0], adata.obs[keys.VARIABILITY].to_numpy())
     np.testing.assert_array_equal(dm._xy[:, 1], adata.obs[keys.CONFIDENCE].to_numpy())
     assert len(dm._base.get_offsets()) == adata.n_obs
-    # the calibrated cut-offs are drawn
+    # the cut-offs of the rule used are drawn: the calibrated rule's variability line (the
+    # paper's erroneous box only under rule='paper')
     th = adata.uns[keys.UNS]["thresholds"]
-    assert any(np.allclose(line.get_ydata(), th["confidence"]) for line in dm.ax.get_lines())
+    assert th["rule"] == "calibrated"
+    lines = [line for line in dm.ax.get_lines() if len(line.get_xdata())]  # not the (empty) selector's
+    assert any(np.allclose(line.get_xdata(), th["ambiguous_variability"]) for line in lines)
+    assert not any(np.allclose(line.get_ydata(), th["confidence"]) for line in lines)
 
 
 def test_box_in_the_map_selects_those_spots_on_the_tissue(trained, qtbot):

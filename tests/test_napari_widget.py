@@ -65,6 +65,10 @@ def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
     print(f"planted mislabels called erroneous: {erroneous[mis].mean():.0%} of {mis.sum()}; "
           f"other spots called erroneous: {erroneous[~mis].mean():.1%}")
     assert erroneous[mis].mean() > 0.6 and erroneous[~mis].mean() < 0.05
+    # the status line names the rule and the counts; hovering says what each category means
+    assert adata.uns[keys.UNS]["thresholds"]["rule"] == "calibrated" == widget.rule.value
+    assert "calibrated rule" in widget.status.text() and f"{int(erroneous.sum())} erroneous" in widget.status.text()
+    assert "probably mislabelled" in widget.status.toolTip()
     # coloured by category with a legend, and every colour button works
     assert layer.metadata["color_by"] == keys.CATEGORY
     assert [e[0] for e in widget.legend.entries] == list(keys.CATEGORIES)

@@ -38,10 +38,10 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
 
 def test_score_equals_the_step_by_step_functions(synthetic):
     a, b = synthetic.copy(), synthetic.copy()
-    core.score(a, "label", epochs=5, seed=2, correction="retrain")
+    core.score(a, "label", epochs=5, seed=2, correction="retrain", rule="paper")
     core.training_dynamics(b, "label", epochs=5, seed=2)
     core.calibrate_thresholds(b)
-    core.categorize(b)
+    core.categorize(b, rule="paper")
     core.suggest_labels(b)
     core.gene_association(b)
     assert a.obs[keys.CATEGORY].equals(b.obs[keys.CATEGORY])
@@ -65,8 +65,10 @@ def test_stopping_during_calibration_leaves_the_data_untouched(synthetic):
 
 def test_given_cutoffs_skip_calibration(synthetic):
     gen = core.iter_score(synthetic, "label", epochs=2, conf_cutoff=0.3, var_cutoff=0.1, correct=False, genes=False,
-                          quality=False)
+                          quality=False, rule="paper")
     assert {p.stage for p in gen} == {"training"}
+    gen = core.iter_score(synthetic, "label", epochs=2, quality_cutoff=0.2, correct=False, genes=False)
+    assert {p.stage for p in gen} == {"training", "cross-fitting"}  # the label quality needs no calibration
     with pytest.raises(core.AnnotatabilityInputError, match="both"):
         core.score(synthetic, "label", epochs=2, conf_cutoff=0.3)
 

@@ -6,11 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 from napari_annotatability import core
 from napari_annotatability.core import keys
 from napari_annotatability.core.quality import label_quality, out_of_sample_confidence, stratified_folds
-from napari_annotatability.core.recipes import LR_RANGE, MIN_EPOCHS, STEP_BUDGET, mean_square_norm, resolve_recipe
+from napari_annotatability.core.recipes import (
+    LR_RANGE,
+    MAX_EPOCHS,
+    MIN_EPOCHS,
+    STEP_BUDGET,
+    mean_square_norm,
+    resolve_recipe,
+)
 
 
 def test_published_recipe_is_the_papers():
@@ -27,7 +35,12 @@ def test_adaptive_recipe_counts_steps_and_scales_the_learning_rate():
     rng = np.random.default_rng(0)
     X = rng.normal(0, 1, (700, 765))  # mean |x|^2 ~ 765, like pbmc68k_reduced
     r = resolve_recipe("adaptive", X, 700, 256)
-    assert r["epochs"] == int(np.ceil(STEP_BUDGET / 3)) and r["derived"]["steps_per_epoch"] == 3
+    assert r["epochs"] == min(MAX_EPOCHS, int(np.ceil(STEP_BUDGET / 3))) and r["derived"]["steps_per_epoch"] == 3
+    assert r["derived"]["step_budget"] == STEP_BUDGET and r["derived"]["epoch_range"] == [MIN_EPOCHS, MAX_EPOCHS]
+    assert resolve_recipe("adaptive", X, 700, 256, steps=90)["epochs"] == max(MIN_EPOCHS, 30)
+    assert resolve_recipe("adaptive", X, 700, 256, steps=300)["epochs"] == min(MAX_EPOCHS, 100)
+    with pytest.raises(core.AnnotatabilityInputError, match="steps"):
+        resolve_recipe("adaptive", X, 700, 256, steps=0)
     assert r["lr"] == pytest.approx(1 / mean_square_norm(X))
     big = resolve_recipe("adaptive", X, 1_000_000, 256)
     assert big["epochs"] == MIN_EPOCHS  # never fewer epochs than a trajectory needs
@@ -85,10 +98,49 @@ def test_out_of_sample_check_catches_what_memorisation_hides(pbmc):
     cats = np.asarray(a.obs["bulk_labels"].cat.categories)
     noisy, flipped = core.flip_labels(codes, len(cats), 0.2, seed=0)
     a.obs["noisy"] = pd.Categorical(cats[noisy], categories=cats)
-    core.score(a, "noisy", seed=0, genes=False, correct=False, calibrate=False)
+    # the full 1 000-step budget (334 epochs): MAX_EPOCHS caps the default lower, to keep small data cheap
+    core.score(a, "noisy", seed=0, genes=False, correct=False, calibrate=False, epochs=int(np.ceil(STEP_BUDGET / 3)))
     ins = core.auroc(-a.obs[keys.CONFIDENCE].to_numpy(), flipped)
     oos = core.auroc(-a.obs[keys.OOS_CONFIDENCE].to_numpy(), flipped)
     both = core.auroc(-a.obs[keys.LABEL_QUALITY].to_numpy(), flipped)
     print(f"pbmc68k_reduced, 20 % uniform flips: AUROC in-sample {ins:.3f}, out-of-sample {oos:.3f}, quality {both:.3f}")
     assert oos > 0.95 and oos > ins + 0.1 and both > 0.95 and both > ins + 0.1
     assert a.uns[keys.UNS]["label_quality"]["averaged_epochs"] == "last half"
+
+
+@pytest.mark.parametrize("epochs", [5, 6])
+def test_record_probs_averages_every_class_over_the_last_half(epochs):
+    from napari_annotatability.core._config import TrainConfig
+    from napari_annotatability.core._data import RowSource
+    from napari_annotatability.core._engine import drive, run
+
+    a = core.make_synthetic(300, 20, 3, separation=3.0, seed=1)
+    y = a.obs["label"].cat.codes.to_numpy().astype(np.int64)
+    rows = np.arange(0, 300, 3)
+    out = drive(run(RowSource(np.asarray(a.X), torch.device("cpu")), y, 3, TrainConfig(epochs=epochs, seed=0, eval_batch_size=64),
+                    eval_rows=rows, record=[y], record_probs=True))
+    p = out.mean_probs
+    assert p.shape == (300, 3) and p.dtype == np.float32
+    others = np.setdiff1d(np.arange(300), rows)
+    assert np.isnan(p[others]).all() and np.isfinite(p[rows]).all()  # NaN rows: not evaluated
+    np.testing.assert_allclose(p[rows].sum(axis=1), 1.0, rtol=1e-5)
+    # p(label) over epochs >= epochs // 2 is the trajectory's mean over the same epochs
+    late = out.trajectories[0][rows, epochs // 2 :].mean(axis=1, dtype=np.float64)
+    np.testing.assert_allclose(p[rows, y[rows]], late, rtol=1e-5)
+    # without record_probs nothing is accumulated
+    plain = drive(run(RowSource(np.asarray(a.X), torch.device("cpu")), y, 3, TrainConfig(epochs=2, seed=0), record=[y]))
+    assert plain.mean_probs is None
+
+
+def test_out_of_sample_probabilities_match_the_confidence(synthetic):
+    from napari_annotatability.core.quality import iter_out_of_sample
+    from napari_annotatability.core._engine import drive
+
+    core.training_dynamics(synthetic, "label", epochs=7, seed=0)
+    oos = drive(iter_out_of_sample(synthetic, "label"))
+    p = oos.probabilities
+    assert p.shape == (synthetic.n_obs, 5) and p.dtype == np.float32 and np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    y = synthetic.obs["label"].cat.codes.to_numpy()
+    np.testing.assert_allclose(oos.confidence, p[np.arange(synthetic.n_obs), y], rtol=1e-5, atol=1e-7)
+    assert oos.classes == list(synthetic.obs["label"].cat.categories)

@@ -32,6 +32,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="train a seed ensemble of N networks and average their scores (default 1; costs N trainings)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     g.add_argument("--layer", default=None, help="use adata.layers[LAYER] instead of X")
+    g.add_argument("--input", dest="input_mode", default="auto", choices=("auto", "as-is"),
+                   help="auto (default): detect raw counts / log-normalised / intensities / scaled input and train "
+                        "on a normalised, standardised copy of each batch (the file is not changed); as-is: train "
+                        "on X exactly as it is")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,9 +62,27 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                    help="skip noise-injection calibration of the cut-offs")
     c.add_argument("--noise", type=float, default=0.1, help="fraction of labels flipped to calibrate (default 0.1)")
-    c.add_argument("--percentile", type=float, default=90, help="percentile of flipped cells (default 90)")
-    c.add_argument("--conf-cutoff", type=float, default=None, help="given confidence cut-off (skips calibration)")
-    c.add_argument("--var-cutoff", type=float, default=None, help="given variability cut-off (skips calibration)")
+    c.add_argument("--rule", default="calibrated", choices=("calibrated", "paper"),
+                   help="category rule. calibrated (default): erroneous = label quality at or below the calibrated "
+                        "cut-off, ambiguous = the network cannot settle the cell, correct = the rest; paper: the "
+                        "published rule on confidence and variability")
+    c.add_argument("--quality-percentile", type=float, default=None,
+                   help="(rule calibrated) percentile of the flipped cells' label quality that sets the erroneous "
+                        "cut-off (default: core.rules.ERRONEOUS_PERCENTILE, 90)")
+    c.add_argument("--quality-cutoff", type=float, default=None,
+                   help="(rule calibrated) given label-quality cut-off (skips calibration)")
+    c.add_argument("--ambiguous-second", type=float, default=None,
+                   help="(rule calibrated) ambiguous when the second most likely label gets at least this "
+                        "out-of-sample probability (default: core.rules.AMBIGUOUS_SECOND)")
+    c.add_argument("--ambiguous-variability", type=float, default=None,
+                   help="(rule calibrated) ... or when the variability is at least this "
+                        "(default: core.rules.AMBIGUOUS_VARIABILITY)")
+    c.add_argument("--percentile", type=float, default=90,
+                   help="(rule paper) percentile of the flipped cells' confidence and variability (default 90)")
+    c.add_argument("--conf-cutoff", type=float, default=None,
+                   help="(rule paper) given confidence cut-off (skips calibration)")
+    c.add_argument("--var-cutoff", type=float, default=None,
+                   help="(rule paper) given variability cut-off (skips calibration)")
     c.add_argument("--no-correct", dest="correct", action="store_false", help="skip label correction")
     c.add_argument("--correction", default="auto", choices=("auto", "cross-fit", "retrain"),
                    help="suggested labels from the cross-fitted networks (auto, default, when the out-of-sample "
@@ -116,7 +138,7 @@ def _training_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         recipe=a.recipe, epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
         min_hidden=a.min_hidden, balanced=not a.unbalanced, seed=a.seed, device=a.device, layer=a.layer,
-        n_seeds=a.n_seeds,
+        n_seeds=a.n_seeds, input=a.input_mode,
     )
 
 
@@ -134,9 +156,13 @@ def _cmd_score(a: argparse.Namespace) -> int:
     kwargs = _training_kwargs(a)
     if a.compare is not None:
         kwargs["compare_key"] = a.compare
+    for name in ("quality_percentile", "ambiguous_second", "ambiguous_variability"):
+        if getattr(a, name) is not None:  # else the package's defaults (core.rules)
+            kwargs[name] = getattr(a, name)
     core.score(
         adata, a.label, calibrate=a.calibrate, noise=a.noise, percentile=a.percentile,
-        conf_cutoff=a.conf_cutoff, var_cutoff=a.var_cutoff, correct=a.correct, genes=a.genes,
+        conf_cutoff=a.conf_cutoff, var_cutoff=a.var_cutoff, rule=a.rule, quality_cutoff=a.quality_cutoff,
+        correct=a.correct, genes=a.genes,
         correction=a.correction, quality=a.quality, progress=not a.quiet, **kwargs,
     )
     core.write_h5ad(adata, a.out, protect=(a.input,))

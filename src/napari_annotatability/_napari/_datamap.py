@@ -139,10 +139,13 @@ class DataMapWidget(QWidget):
         self._overlay = self.ax.scatter([], [], s=max(size * 2, 6.0), facecolors="none", edgecolors="black",
                                         linewidths=0.6)
         th = adata.uns.get(keys.UNS, {}).get("thresholds", {}) if isinstance(adata.uns.get(keys.UNS), dict) else {}
-        if "confidence" in th and "variability" in th:
-            kw = dict(color="#d62728", lw=0.8, ls="--")
+        if "confidence" in th and "variability" in th and th.get("rule", "paper") == "paper":
+            kw = dict(color="#d62728", lw=0.8, ls="--")  # the paper's erroneous box
             self.ax.plot([0, th["variability"]], [th["confidence"]] * 2, **kw)
             self.ax.plot([th["variability"]] * 2, [0, th["confidence"]], **kw)
+        elif th.get("rule") == "calibrated" and "ambiguous_variability" in th:
+            # the calibrated rule's line in this plane: from here on the spots are ambiguous
+            self.ax.axvline(th["ambiguous_variability"], color="#ff9f1c", lw=0.8, ls="--")
         self.ax.set_xlim(0, max(0.05, float(np.nanmax(var)) * 1.08) if n else 0.5)
         self.ax.set_ylim(-0.02, 1.02)
         self.ax.set_xlabel("variability")

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxL
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
+from ..core.rules import RULES, describe_categories
 from ._colors import color_by, is_categorical, sync_features
 from ._selection import spot_layers
 from ._legend import hide_legend, show_legend, viewer_legend
@@ -105,9 +106,13 @@ class AnnotatabilityWidget(QWidget):
         self.device = ComboBox(label="device", choices=_devices(), value="auto")
         self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
         self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
+        self.rule = ComboBox(label="category rule", choices=list(RULES), value=RULES[0])
+        self.rule.tooltip = ("calibrated: erroneous = label quality at or below the calibrated cut-off, ambiguous = "
+                             "the network cannot settle the spot; paper: the published rule on confidence and "
+                             "variability")
         self.form = Container(widgets=[
             self.layer_combo, self.label_combo, self.adaptive, self.epochs, self.lr, self.batch_size, self.depth,
-            self.seed, self.device, self.calibrate, self.noise,
+            self.seed, self.device, self.calibrate, self.noise, self.rule,
         ])
         self.lr.native.setDecimals(5)
         self.adaptive.changed.connect(lambda _v: self._show_recipe())
@@ -259,6 +264,7 @@ class AnnotatabilityWidget(QWidget):
         adata = layer.metadata["adata"]
         calibrate = bool(self.calibrate.value)
         noise = float(self.noise.value)  # read widgets here, never from the worker thread
+        rule = str(self.rule.value)
         adaptive = bool(self.adaptive.value)
         params = dict(epochs=None if adaptive else int(self.epochs.value),
                       lr=None if adaptive else float(self.lr.value),
@@ -281,7 +287,7 @@ class AnnotatabilityWidget(QWidget):
         # errors are handled in _on_error (a notification, no traceback), so none is re-raised
         @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
         def run():
-            return (yield from iter_score(adata, label, calibrate=calibrate, noise=noise,
+            return (yield from iter_score(adata, label, calibrate=calibrate, noise=noise, rule=rule,
                                           should_stop=lambda: self._cancel_requested, **params))
 
         worker = run()
@@ -356,10 +362,15 @@ class AnnotatabilityWidget(QWidget):
             return
         counts = adata.obs[keys.CATEGORY].value_counts() if keys.CATEGORY in adata.obs else None
         if counts is not None:
+            rule = (result.thresholds or {}).get("rule", "paper")
             self.status.setText(
-                f"Done in {result.dynamics.seconds:.1f} s: "
+                f"Done in {result.dynamics.seconds:.1f} s, {rule} rule: "
                 + ", ".join(f"{counts.get(c, 0)} {c}" for c in keys.CATEGORIES)
             )
+            try:  # what each category means under that rule, on hover
+                self.status.setToolTip("\n".join(describe_categories(result.thresholds, counts.to_dict()).values()))
+            except KeyError:
+                self.status.setToolTip("")
             self.show_feature(keys.CATEGORY, layer=layer)
         else:
             self.status.setText(f"Done in {result.dynamics.seconds:.1f} s.")

@@ -4,7 +4,7 @@ Functions follow scanpy's convention: they take an AnnData, write results under 
 keys (:mod:`napari_annotatability.core.keys`) and return None.
 """
 
-from . import keys
+from . import inputs, keys
 from .categories import (
     auroc,
     calibrate_thresholds,
@@ -21,20 +21,38 @@ from .dynamics import (
     iter_training_dynamics,
     training_dynamics,
 )
-from .errors import AnnotatabilityError, AnnotatabilityInputError, RawCountsWarning, TrainingCancelled
+from .errors import (
+    AnnotatabilityError,
+    AnnotatabilityInputError,
+    DivergenceWarning,
+    RawCountsWarning,
+    TrainingCancelled,
+    TrainingDiverged,
+)
 from .genes import gene_association, gene_scores, mid_indicator, top_genes
 from .graph import communities, trainability_graph, trainability_umap
 from .io import read_h5ad, write_h5ad
 from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
 from .regions import RegionSummary, region_summary
+from .rules import (
+    AMBIGUOUS_SECOND,
+    AMBIGUOUS_VARIABILITY,
+    ERRONEOUS_PERCENTILE,
+    RULES,
+    categories_from_signals,
+    describe_categories,
+    second_probability,
+)
 from .synthetic import make_synthetic, make_synthetic_tissue
 
 __all__ = [
-    "keys", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "flip_labels", "iter_calibrate_thresholds",
+    "keys", "inputs", "TrainingDiverged", "DivergenceWarning", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "flip_labels", "iter_calibrate_thresholds",
     "iter_suggest_labels", "suggest_labels", "DynamicsResult", "EpochProgress", "compare_annotations",
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
     "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
     "make_synthetic", "make_synthetic_tissue", "RegionSummary", "region_summary", "communities", "trainability_graph", "trainability_umap",
+    "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
+    "describe_categories", "second_probability",
 ]

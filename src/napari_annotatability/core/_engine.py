@@ -7,9 +7,11 @@ autograd anywhere) to record the probability of one or more label vectors.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -17,9 +19,14 @@ import torch
 from ._config import TrainConfig
 from ._data import RowSource
 from ._mlp import LeanMLP, hidden_widths
-from .errors import AnnotatabilityInputError, TrainingCancelled
+from .errors import AnnotatabilityInputError, DivergenceWarning, TrainingCancelled, TrainingDiverged
 
-__all__ = ["EpochProgress", "EngineOutput", "run"]
+__all__ = ["EpochProgress", "EngineOutput", "run", "MAX_RESTARTS", "RESTART_LR_FACTOR"]
+
+#: a run whose weights or loss become non-finite restarts from scratch (same seed) with its
+#: learning rate divided by ``RESTART_LR_FACTOR``, at most ``MAX_RESTARTS`` times
+MAX_RESTARTS = 3
+RESTART_LR_FACTOR = 4.0
 
 
 @dataclass
@@ -59,7 +66,13 @@ class EngineOutput:
     correct_counts: list[np.ndarray] = field(default_factory=list)
     margin_sums: list[np.ndarray] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    #: with ``record_probs``: mean softmax over every class across epochs >= epochs // 2
+    #: (n_obs x n_classes, float32; NaN rows for cells not evaluated)
+    mean_probs: np.ndarray | None = None
     seconds: float = 0.0
+    #: the learning rate the run finished with, and how many times it restarted to get there
+    lr: float = 0.0
+    restarts: int = 0
 
 
 def _sampling_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -68,7 +81,60 @@ def _sampling_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return inv[y]
 
 
-def run(
+class _Diverged(Exception):
+    def __init__(self, epoch: int) -> None:
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def run(source: RowSource, y: np.ndarray, n_classes: int, cfg: TrainConfig, **kwargs
+        ) -> Generator[EpochProgress, None, EngineOutput]:
+    """Train and record as :func:`_run_once` does, restarting a run that diverges.
+
+    After every epoch the weights (and the epoch's loss) are checked to be finite.  When they
+    are not, the run starts again from scratch -- same seed, learning rate divided by
+    ``RESTART_LR_FACTOR`` -- at most ``MAX_RESTARTS`` times, with a :class:`DivergenceWarning`;
+    progress then counts epochs from 1 again.  The returned :class:`EngineOutput` holds the
+    learning rate that worked (``lr``) and the number of restarts.  Raises
+    :class:`~.errors.TrainingDiverged`, naming the input's scale, when every try diverges.
+    """
+    lr = float(cfg.lr)
+    for restart in range(MAX_RESTARTS + 1):
+        try:
+            out = yield from _run_once(source, y, n_classes, replace(cfg, lr=lr), **kwargs)
+        except _Diverged as div:
+            if restart == MAX_RESTARTS:
+                raise TrainingDiverged(
+                    f"training diverged (non-finite weights or loss at epoch {div.epoch}) with every learning rate "
+                    f"tried, from {cfg.lr:.3g} down to {lr:.3g}. {_scale_note(source)} Bring the input to a "
+                    "modest scale: input='auto' (the default) normalises raw counts and intensities on the fly, "
+                    "or preprocess the data (napari_annotatability.core.preprocess; CLI --preprocess); or pass a "
+                    "smaller lr"
+                ) from None
+            warnings.warn(
+                f"training diverged (non-finite weights or loss at epoch {div.epoch}, lr {lr:.3g}); restarting "
+                f"from scratch with lr {lr / RESTART_LR_FACTOR:.3g}",
+                DivergenceWarning,
+                stacklevel=2,
+            )
+            lr /= RESTART_LR_FACTOR
+            continue
+        out.lr, out.restarts = lr, restart
+        return out
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _scale_note(source: RowSource) -> str:
+    """What the network's input looks like, from its first rows (for the divergence error)."""
+    try:
+        xb = source.slice(0, min(source.n_obs, 512)).double()
+        return (f"The input the network sees reaches |x| = {float(xb.abs().max()):.3g} (mean squared row norm "
+                f"{float(torch.square(xb).sum(dim=1).mean()):.3g}, {source.n_vars} features).")
+    except Exception:  # pragma: no cover - a note, never a second error
+        return ""
+
+
+def _run_once(
     source: RowSource,
     y: np.ndarray,
     n_classes: int,
@@ -77,6 +143,7 @@ def run(
     train_rows: np.ndarray | None = None,
     eval_rows: np.ndarray | None = None,
     record: Sequence[np.ndarray] = (),
+    record_probs: bool = False,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[EpochProgress, None, EngineOutput]:
     """Train on labels ``y`` (codes in ``[0, n_classes)``) and record p(label) every epoch.
@@ -85,6 +152,10 @@ def run(
     still evaluated, unless ``eval_rows`` restricts that too (cross-fitting: the other cells'
     recorded values are NaN).  ``record`` lists label vectors whose per-epoch probability is recorded
     (the annotated label, the flipped labels of calibration, a second annotation).
+    ``record_probs`` also averages, for the evaluated cells, the softmax over *every* class across
+    the last half of the epochs (``epoch >= epochs // 2``, the epochs the out-of-sample confidence
+    averages) into ``EngineOutput.mean_probs``, from the logits of the same evaluation pass; it
+    needs at least one ``record`` vector (the evaluation pass runs only when something is recorded).
     ``should_stop`` is polled before every batch; when it returns True the generator raises
     :class:`TrainingCancelled`.
     """
@@ -111,6 +182,10 @@ def run(
         out.correct_counts.append(np.zeros(n, dtype=np.int32))
         out.margin_sums.append(np.zeros(n, dtype=np.float64))
     conf_sum = np.zeros(n, dtype=np.float64) if rec_dev else None
+    if record_probs and not rec_dev:
+        raise ValueError("record_probs needs at least one label vector in record")
+    first_prob_epoch = cfg.epochs // 2
+    prob_sum = np.zeros((n_eval, n_classes), dtype=np.float64) if record_probs else None
 
     stop = should_stop or (lambda: False)
     bs = int(cfg.batch_size)
@@ -129,7 +204,11 @@ def run(
                     idx = torch.from_numpy(sel)
                     xb = source.take(idx)
                     labels = [r[idx.to(device)] for r in rec_dev]
-                evals = model.evaluate(xb, labels)
+                if prob_sum is not None and epoch >= first_prob_epoch:
+                    evals, probs = model.evaluate_with_probs(xb, labels)
+                    prob_sum[s:e] += probs.t().cpu().numpy()  # rows in evaluation order
+                else:
+                    evals = model.evaluate(xb, labels)
                 for k, ev in enumerate(evals):
                     out.trajectories[k][sel, epoch] = ev.prob.cpu().numpy()
                     out.correct_counts[k][sel] += ev.correct.cpu().numpy()
@@ -149,6 +228,8 @@ def run(
                 raise TrainingCancelled(f"training stopped by request during epoch {epoch + 1}")
             idx = order[s : s + bs]
             model.train_step(source.take(idx), y_dev[idx.to(device)])
+        if (rec_dev and not math.isfinite(loss)) or not bool(torch.isfinite(model.flat).all()):
+            raise _Diverged(epoch + 1)
         yield EpochProgress(
             epoch=epoch + 1,
             n_epochs=cfg.epochs,
@@ -156,6 +237,13 @@ def run(
             confidence=(conf_sum / (epoch + 1)).astype(np.float32) if conf_sum is not None else None,
             seconds=time.perf_counter() - t0,
         )
+    if prob_sum is not None:
+        mean = (prob_sum / (cfg.epochs - first_prob_epoch)).astype(np.float32)
+        if ev_rows is None:
+            out.mean_probs = mean
+        else:
+            out.mean_probs = np.full((n, n_classes), np.nan, dtype=np.float32)
+            out.mean_probs[ev_rows] = mean
     out.seconds = time.perf_counter() - t0
     return out
 

@@ -120,7 +120,11 @@ class LeanMLP:
         # Work on the (classes, cells) layout: reductions over the few classes then vectorise
         # over cells, several times faster than log_softmax over a short trailing axis.
         zt = self.logits(x).t().contiguous()
-        lse = torch.logsumexp(zt, dim=0)
+        return self._per_label(zt, torch.logsumexp(zt, dim=0), labels)
+
+    @staticmethod
+    def _per_label(zt: torch.Tensor, lse: torch.Tensor, labels: list[torch.Tensor]) -> list[EvalOutput]:
+        """p(label), correctness, margin and NLL from ``(classes, cells)`` logits and their logsumexp."""
         out = []
         for y in labels:
             y0 = y.view(1, -1)
@@ -131,6 +135,18 @@ class LeanMLP:
             # argmax == label  <=>  the label's logit beats every other logit
             out.append(EvalOutput(prob=logp.exp(), correct=margin > 0, margin=margin, nll=-logp))
         return out
+
+    def evaluate_with_probs(
+        self, x: torch.Tensor, labels: list[torch.Tensor]
+    ) -> tuple[list[EvalOutput], torch.Tensor]:
+        """:meth:`evaluate` and the softmax over every class, from one forward pass.
+
+        Returns ``(per-label outputs, probabilities)``, the probabilities as a ``(classes, cells)``
+        tensor (the layout the per-label reductions use; transpose it for ``(cells, classes)``).
+        """
+        zt = self.logits(x).t().contiguous()
+        lse = torch.logsumexp(zt, dim=0)
+        return self._per_label(zt, lse, labels), (zt - lse).exp_()
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=1)

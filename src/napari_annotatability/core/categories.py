@@ -1,4 +1,10 @@
-"""Correct / ambiguous / erroneous, with cut-offs given or calibrated by noise injection."""
+"""Correct / ambiguous / erroneous, with cut-offs given or calibrated by noise injection.
+
+Two rules (``rule=``, see :mod:`.rules`): ``"calibrated"`` (default: label quality, and how
+settled the network is about the cell) and ``"paper"`` (the published notebooks' rule on
+confidence and variability).  One noise-injection run (:func:`calibrate_thresholds`)
+calibrates the cut-offs of both; :func:`categorize` applies either to a scored AnnData.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,29 @@ from scipy.stats import rankdata
 
 from . import keys
 from ._config import TrainConfig
-from ._data import RowSource, get_labels, get_matrix, resolve_device
+from ._data import get_labels, resolve_device
 from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
 from .errors import AnnotatabilityInputError
+from .inputs import make_source
+from .rules import (
+    AMBIGUOUS_SECOND,
+    AMBIGUOUS_VARIABILITY,
+    ERRONEOUS_PERCENTILE,
+    PAPER_CORRECT_CONFIDENCE,
+    PAPER_CORRECT_VARIABILITY,
+    RULES,
+    apply_rule,
+    categories_from_scores,
+    categories_from_signals,
+    check_rule,
+    second_probability,
+)
 
 __all__ = [
     "flip_labels", "iter_calibrate_thresholds", "calibrate_thresholds", "categorize", "categories_from_scores", "auroc",
+    "categories_from_signals", "second_probability", "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_SECOND",
+    "AMBIGUOUS_VARIABILITY",
 ]
 
 
@@ -52,9 +74,12 @@ def _train_config(adata, overrides: dict) -> tuple[TrainConfig, dict]:
     stored = dict(adata.uns.get(keys.UNS, {}).get("params", {}))
     fields = TrainConfig.__dataclass_fields__
     base = {k: (v.item() if hasattr(v, "item") else v) for k, v in stored.items() if k in fields}
-    extra = {k: overrides.pop(k) for k in ("layer", "device") if k in overrides}
+    extra = {k: overrides.pop(k) for k in ("layer", "device", "input", "standardize") if k in overrides}
     for k in ("layer", "device"):
         extra.setdefault(k, stored.get(k, "X" if k == "layer" else "auto"))
+    # the input plan of the last dynamics run (rebuilds its transform); a run of a version without
+    # one trained on X as it is
+    extra.setdefault("input", stored.get("input", "as-is" if stored else "auto"))
     unknown = set(overrides) - set(fields)
     if unknown:
         raise TypeError(f"unexpected training argument(s): {', '.join(sorted(unknown))}")
@@ -63,7 +88,8 @@ def _train_config(adata, overrides: dict) -> tuple[TrainConfig, dict]:
     device = extra["device"]
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         device = "auto"  # scores made on a GPU machine, recalibrated on a laptop
-    return TrainConfig(**base), {"layer": layer, "device": device}
+    return TrainConfig(**base), {"layer": layer, "device": device, "input": extra["input"],
+                                 "standardize": extra.get("standardize")}
 
 
 def _label_key(adata, label_key: str | None) -> str:
@@ -77,23 +103,53 @@ def _label_key(adata, label_key: str | None) -> str:
         ) from None
 
 
+def _oos_probabilities(adata, out_of_sample, n_classes: int, classes) -> np.ndarray | None:
+    """The cross-fitted probabilities to calibrate the label-quality cut-off with, or None."""
+    if isinstance(out_of_sample, str):
+        if out_of_sample != "auto":
+            raise AnnotatabilityInputError(f"out_of_sample must be 'auto', None, an OutOfSample or an array, "
+                                           f"got {out_of_sample!r}")
+        probs = adata.obsm[keys.OOS_PROBABILITIES] if keys.OOS_PROBABILITIES in adata.obsm else None
+        stored = adata.uns.get(keys.UNS, {}).get("label_quality", {}).get("classes")
+        if probs is None or stored is None or [str(c) for c in stored] != [str(c) for c in classes]:
+            return None  # none from an earlier score of this annotation: no label-quality cut-off
+    elif out_of_sample is None:
+        return None
+    else:
+        probs = getattr(out_of_sample, "probabilities", out_of_sample)
+    probs = np.asarray(probs, dtype=np.float64) if probs is not None else None
+    if probs is None or probs.shape != (adata.n_obs, n_classes):
+        raise AnnotatabilityInputError(
+            f"out-of-sample probabilities must be n_obs x classes = ({adata.n_obs}, {n_classes}), got "
+            f"{None if probs is None else probs.shape}"
+        )
+    return probs
+
+
 def iter_calibrate_thresholds(
     adata,
     label_key: str | None = None,
     *,
     noise: float = 0.1,
     percentile: float = 90,
+    out_of_sample="auto",
+    quality_percentile: float = ERRONEOUS_PERCENTILE,
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
 ) -> Generator[EpochProgress, None, dict]:
     """Generator form of :func:`calibrate_thresholds`; returns the thresholds dict."""
-    if not 0 < percentile <= 100:
-        raise AnnotatabilityInputError(f"percentile must be in (0, 100], got {percentile!r}")
+    from .quality import label_quality
+
+    for name, value in (("percentile", percentile), ("quality_percentile", quality_percentile)):
+        if not 0 < value <= 100:
+            raise AnnotatabilityInputError(f"{name} must be in (0, 100], got {value!r}")
     label_key = _label_key(adata, label_key)
     cfg, where = _train_config(adata, dict(train_kwargs))
     y, classes = get_labels(adata, label_key)
+    probs = _oos_probabilities(adata, out_of_sample, len(classes), classes)
     noisy, flipped = flip_labels(y, len(classes), noise, cfg.seed)
-    source = RowSource(get_matrix(adata, where["layer"]), resolve_device(where["device"]))
+    source, _ = make_source(adata, where["layer"], resolve_device(where["device"]), where["input"],
+                            standardize=where["standardize"], seed=cfg.seed)
     # only the flipped cells' scores set the cut-offs: evaluate them, and as many other cells
     # (seeded) for the AUROC of the run, not every cell every epoch
     rng = np.random.default_rng(cfg.seed)
@@ -106,7 +162,7 @@ def iter_calibrate_thresholds(
     conf = traj.mean(axis=1)
     var = traj.std(axis=1)
     flipped = flipped[evaluated]
-    return {
+    th = {
         "confidence": float(np.percentile(conf[flipped], percentile)),
         "variability": float(np.percentile(var[flipped], percentile)),
         "method": "noise injection",
@@ -118,6 +174,20 @@ def iter_calibrate_thresholds(
         "n_evaluated": int(evaluated.size),
         "flipped_auroc": auroc(-conf, flipped),
     }
+    if probs is not None:
+        # a flipped cell's calibrated label quality: the in-sample AUM of this run (trained on the
+        # flipped label) with the probability that a cross-fitted network, which never saw the
+        # cell, gives the flipped label -- no extra training; other cells keep their own label
+        aum = out.margin_sums[0][evaluated] / cfg.epochs
+        lq = label_quality(aum, probs[evaluated, noisy[evaluated]]).astype(np.float64)
+        th.update({
+            "label_quality": float(np.percentile(lq[flipped], quality_percentile)),
+            "label_quality_percentile": float(quality_percentile),
+            "label_quality_flipped_median": float(np.median(lq[flipped])),
+            "label_quality_unflipped_median": float(np.median(lq[~flipped])) if (~flipped).any() else float("nan"),
+            "label_quality_auroc": auroc(-lq, flipped),
+        })
+    return th
 
 
 def calibrate_thresholds(
@@ -126,6 +196,8 @@ def calibrate_thresholds(
     *,
     noise: float = 0.1,
     percentile: float = 90,
+    out_of_sample="auto",
+    quality_percentile: float = ERRONEOUS_PERCENTILE,
     progress: bool = False,
     **train_kwargs,
 ) -> dict:
@@ -134,34 +206,50 @@ def calibrate_thresholds(
     Flips a seeded random ``noise`` fraction of labels to another class, retrains with the
     same recipe as the last :func:`training_dynamics` run (or ``train_kwargs``), and takes the
     ``percentile`` of the flipped cells' confidence and variability (the published recipe:
-    10 % noise in the paper's notebooks, 90th percentile).  Stores the cut-offs, and how well
-    that run found the flipped cells (``flipped_auroc``), in
-    ``uns['annotatability']['thresholds']`` and returns them.
+    10 % noise in the paper's notebooks, 90th percentile: the cut-offs of ``rule="paper"``).
+
+    With the cross-fitted out-of-sample probabilities (``out_of_sample``) the same run also
+    calibrates the label-quality cut-off of ``rule="calibrated"``: each flipped cell's label
+    quality is ``sqrt(logistic(AUM) * p)``, with its AUM in this run and ``p`` the probability
+    a cross-fitted network that never saw the cell gives its flipped label; the cut-off is the
+    ``quality_percentile`` of those (``ERRONEOUS_PERCENTILE``, 90, by default).
+
+    Parameters
+    ----------
+    adata
+        Scored by :func:`training_dynamics` (its recipe is reused) or :func:`score`.
+    label_key
+        The annotation; default the one of the last dynamics run.
+    noise
+        Fraction of labels flipped (seeded by the recipe's seed).
+    percentile
+        Percentile of the flipped cells' confidence and variability (``rule="paper"``).
+    out_of_sample
+        ``"auto"`` (default): ``obsm['annot_oos_probabilities']`` of an earlier :func:`score` of
+        this annotation, when there is one; an :class:`~.quality.OutOfSample` or an
+        ``n_obs x classes`` array; or None (no label-quality cut-off).
+    quality_percentile
+        Percentile of the flipped cells' label quality (``rule="calibrated"``).
+    progress
+        Show a progress bar.
+    **train_kwargs
+        Override the recipe of the last dynamics run.
+
+    Returns
+    -------
+    dict
+        The cut-offs (``confidence``, ``variability`` and, with out-of-sample probabilities,
+        ``label_quality``), the calibration's settings, how well the run found the flipped
+        cells (``flipped_auroc``: of confidence; ``label_quality_auroc``) and the median label
+        quality of flipped and unflipped cells.  Also stored in
+        ``uns['annotatability']['thresholds']``.
     """
-    gen = iter_calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile, **train_kwargs)
+    gen = iter_calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile, out_of_sample=out_of_sample,
+                                    quality_percentile=quality_percentile, **train_kwargs)
     with tqdm_callback(train_kwargs.get("epochs", 50), "calibrating", enabled=progress) as cb:
         th = drive(gen, cb)
     adata.uns.setdefault(keys.UNS, {})["thresholds"] = th
     return th
-
-
-def categories_from_scores(
-    conf: np.ndarray,
-    var: np.ndarray,
-    conf_cutoff: float,
-    var_cutoff: float,
-    correct_conf: float = 0.95,
-    correct_var: float = 0.15,
-) -> pd.Categorical:
-    """The paper's rule on arrays: see :func:`categorize`."""
-    conf = np.asarray(conf)
-    var = np.asarray(var)
-    erroneous = (conf <= conf_cutoff) & (var <= var_cutoff)
-    correct = ~erroneous & (conf > correct_conf) & (var < correct_var)
-    cat = np.full(conf.shape, keys.CATEGORIES[1], dtype=object)
-    cat[correct] = keys.CATEGORIES[0]
-    cat[erroneous] = keys.CATEGORIES[2]
-    return pd.Categorical(cat, categories=list(keys.CATEGORIES))
 
 
 def write_categories(adata, categories: pd.Categorical, thresholds: dict) -> None:
@@ -171,43 +259,101 @@ def write_categories(adata, categories: pd.Categorical, thresholds: dict) -> Non
     adata.uns.setdefault(keys.UNS, {})["thresholds"] = dict(thresholds)
 
 
+_NO_QUALITY = ("run score with quality=True (CLI: drop --no-quality), or use rule='paper' (CLI: --rule paper)")
+
+
 def categorize(
     adata,
     *,
+    rule: str = "calibrated",
+    quality_cutoff: float | None = None,
+    ambiguous_second: float = AMBIGUOUS_SECOND,
+    ambiguous_variability: float = AMBIGUOUS_VARIABILITY,
     conf_cutoff: float | None = None,
     var_cutoff: float | None = None,
-    correct_conf: float = 0.95,
-    correct_var: float = 0.15,
+    correct_conf: float = PAPER_CORRECT_CONFIDENCE,
+    correct_var: float = PAPER_CORRECT_VARIABILITY,
 ) -> None:
     """Split cells into ``correct``, ``ambiguous`` and ``erroneous`` (``obs['annot_category']``).
 
-    As in the paper's notebooks: *erroneous* when confidence <= ``conf_cutoff`` **and**
-    variability <= ``var_cutoff`` (consistently not learnt: probably mis-annotated);
-    *correct* when confidence > ``correct_conf`` and variability < ``correct_var``;
-    *ambiguous* otherwise.  Cut-offs default to the calibrated ones in
-    ``uns['annotatability']['thresholds']`` (see :func:`calibrate_thresholds`).
+    Works from the results of an earlier :func:`score` (or :func:`training_dynamics` and
+    :func:`calibrate_thresholds` for the paper's rule); records the rule and every cut-off used
+    in ``uns['annotatability']['thresholds']``.
+
+    Parameters
+    ----------
+    adata
+        Scored AnnData.
+    rule
+        ``"calibrated"`` (default): *erroneous* when the label quality
+        (``obs['annot_label_quality']``) is at most ``quality_cutoff``, the level below which
+        90 % of deliberately flipped labels fall in the noise-injection run (probably
+        mis-annotated); *ambiguous* when not erroneous but the cross-fitted networks split the cell
+        between two classes (second most likely class >= ``ambiguous_second``, from
+        ``obsm['annot_oos_probabilities']``) or the in-sample network keeps changing its mind
+        (variability >= ``ambiguous_variability``); *correct* otherwise.
+        ``"paper"``, as in the paper's notebooks: *erroneous* when confidence <= ``conf_cutoff``
+        **and** variability <= ``var_cutoff`` (consistently not learnt); *correct* when
+        confidence > ``correct_conf`` and variability < ``correct_var``; *ambiguous* otherwise.
+    quality_cutoff
+        ``rule="calibrated"``: a given label-quality cut-off (default: the calibrated one).
+    ambiguous_second, ambiguous_variability
+        ``rule="calibrated"``: see above.
+    conf_cutoff, var_cutoff
+        ``rule="paper"``: given cut-offs (default: the calibrated ones; give both or neither).
+    correct_conf, correct_var
+        ``rule="paper"``: the bounds of *correct*.
     """
+    check_rule(rule)
     for k in (keys.CONFIDENCE, keys.VARIABILITY):
         if k not in adata.obs:
             raise AnnotatabilityInputError(f"obs[{k!r}] is missing: run training_dynamics first")
     stored = dict(adata.uns.get(keys.UNS, {}).get("thresholds", {}))
-    if conf_cutoff is None or var_cutoff is None:
-        if "confidence" not in stored:
-            raise AnnotatabilityInputError(
-                "no cut-offs: pass conf_cutoff and var_cutoff, or run calibrate_thresholds first"
-            )
-        conf_cutoff = stored["confidence"] if conf_cutoff is None else conf_cutoff
-        var_cutoff = stored["variability"] if var_cutoff is None else var_cutoff
+    for k in ("rule", "correct_confidence", "correct_variability", "ambiguous_second", "ambiguous_variability"):
+        stored.pop(k, None)  # what the previous rule used, not a calibration result
+    signals = {"confidence": adata.obs[keys.CONFIDENCE].to_numpy(), "variability": adata.obs[keys.VARIABILITY].to_numpy()}
+    if rule == "paper":
+        if quality_cutoff is not None:
+            raise AnnotatabilityInputError("quality_cutoff is a cut-off of rule='calibrated'; rule='paper' takes "
+                                           "conf_cutoff and var_cutoff")
+        if conf_cutoff is None or var_cutoff is None:
+            if "confidence" not in stored or "variability" not in stored:
+                raise AnnotatabilityInputError(
+                    "no cut-offs: pass conf_cutoff and var_cutoff, or run calibrate_thresholds first"
+                )
+            conf_cutoff = stored["confidence"] if conf_cutoff is None else conf_cutoff
+            var_cutoff = stored["variability"] if var_cutoff is None else var_cutoff
+        else:
+            stored = {"method": "given"}
+        stored.update(confidence=float(conf_cutoff), variability=float(var_cutoff))
     else:
-        stored = {"method": "given"}
-    cats = categories_from_scores(
-        adata.obs[keys.CONFIDENCE].to_numpy(), adata.obs[keys.VARIABILITY].to_numpy(),
-        conf_cutoff, var_cutoff, correct_conf, correct_var,
-    )
-    write_categories(adata, cats, {
-        **stored,
-        "confidence": float(conf_cutoff),
-        "variability": float(var_cutoff),
-        "correct_confidence": float(correct_conf),
-        "correct_variability": float(correct_var),
-    })
+        if conf_cutoff is not None or var_cutoff is not None:
+            raise AnnotatabilityInputError(
+                "conf_cutoff and var_cutoff are cut-offs of rule='paper': pass rule='paper', or quality_cutoff "
+                "for rule='calibrated'"
+            )
+        if keys.LABEL_QUALITY not in adata.obs:
+            raise AnnotatabilityInputError(
+                f"rule='calibrated' needs obs[{keys.LABEL_QUALITY!r}], which this AnnData lacks: {_NO_QUALITY}"
+            )
+        if keys.OOS_PROBABILITIES not in adata.obsm:
+            raise AnnotatabilityInputError(
+                f"rule='calibrated' needs obsm[{keys.OOS_PROBABILITIES!r}] (the cross-fitted probabilities; scores "
+                f"from an older version lack them): {_NO_QUALITY}"
+            )
+        if quality_cutoff is None:
+            if "label_quality" not in stored:
+                raise AnnotatabilityInputError(
+                    "no label-quality cut-off: pass quality_cutoff, or calibrate it with calibrate_thresholds "
+                    "after score (which reads the cross-fitted probabilities), or use rule='paper'"
+                )
+            quality_cutoff = stored["label_quality"]
+        else:
+            stored = {"method": "given"}
+        stored.update(label_quality=float(quality_cutoff))
+        signals.update(quality=adata.obs[keys.LABEL_QUALITY].to_numpy(),
+                       probabilities=np.asarray(adata.obsm[keys.OOS_PROBABILITIES]))
+    cats, used = apply_rule(rule, stored, ambiguous_second=ambiguous_second,
+                            ambiguous_variability=ambiguous_variability, correct_conf=correct_conf,
+                            correct_var=correct_var, **signals)
+    write_categories(adata, cats, used)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CONFIDENCE", "VARIABILITY", "CORRECTNESS", "AUM", "CATEGORY", "SUGGESTED_LABEL",
-    "SUGGESTED_PROB", "LABEL_QUALITY", "OOS_CONFIDENCE", "COMMUNITY", "TRAJECTORY", "CONNECTIVITIES", "DISTANCES", "GENE_HIGH",
+    "SUGGESTED_PROB", "LABEL_QUALITY", "OOS_CONFIDENCE", "OOS_PROBABILITIES", "COMMUNITY", "TRAJECTORY", "CONNECTIVITIES", "DISTANCES", "GENE_HIGH",
     "GENE_LOW", "GENE_MID", "UNS", "CATEGORIES", "OTHER_CONFIDENCE", "OTHER_VARIABILITY",
     "OTHER_TRAJECTORY", "UMAP", "SCORE_COLUMNS", "drop_derived", "package_version",
 ]
@@ -19,6 +19,9 @@ CORRECTNESS = "annot_correctness"
 AUM = "annot_aum"
 LABEL_QUALITY = "annot_label_quality"
 OOS_CONFIDENCE = "annot_oos_confidence"
+#: n_obs x classes: the cross-fitted networks' mean probability of every class (columns in the
+#: order of ``uns['annotatability']['label_quality']['classes']``)
+OOS_PROBABILITIES = "annot_oos_probabilities"
 CATEGORY = "annot_category"
 SUGGESTED_LABEL = "annot_suggested_label"
 SUGGESTED_PROB = "annot_suggested_prob"
@@ -47,7 +50,7 @@ SCORE_COLUMNS = (CONFIDENCE, VARIABILITY, CORRECTNESS, AUM)
 _DERIVED_OBS = (CATEGORY, SUGGESTED_LABEL, SUGGESTED_PROB, COMMUNITY, OTHER_CONFIDENCE, OTHER_VARIABILITY,
                 LABEL_QUALITY, OOS_CONFIDENCE)
 _DERIVED_VAR = (GENE_HIGH, GENE_LOW, GENE_MID)
-_DERIVED_OBSM = (OTHER_TRAJECTORY, UMAP)
+_DERIVED_OBSM = (OTHER_TRAJECTORY, UMAP, OOS_PROBABILITIES)
 _DERIVED_OBSP = (CONNECTIVITIES, DISTANCES)
 
 

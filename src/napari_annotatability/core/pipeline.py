@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import numbers
+import textwrap
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -12,15 +14,23 @@ import pandas as pd
 
 from . import keys
 from ._config import TrainConfig
-from ._data import get_matrix
 from ._engine import EpochProgress, drive
 from ._progress import tqdm_callback
-from .categories import categories_from_scores, iter_calibrate_thresholds, write_categories
+from .categories import iter_calibrate_thresholds, write_categories
 from .correction import iter_suggest_labels, write_suggestions
-from .dynamics import DynamicsResult, iter_training_dynamics
+from .dynamics import DynamicsResult, iter_training_dynamics, require_finite
 from .errors import AnnotatabilityInputError
 from .genes import gene_scores, write_gene_scores
+from .inputs import gene_matrix
 from .quality import QUALITY_RECIPE, OutOfSample, iter_out_of_sample, label_quality
+from .rules import (
+    AMBIGUOUS_SECOND,
+    AMBIGUOUS_VARIABILITY,
+    ERRONEOUS_PERCENTILE,
+    apply_rule,
+    check_rule,
+    describe_categories,
+)
 
 __all__ = ["ScoreResult", "iter_score", "score", "summary", "suspicious_cells"]
 
@@ -38,6 +48,11 @@ class ScoreResult:
 
     def write(self, adata) -> None:
         """Store every result under the contract keys (replacing those of an earlier run)."""
+        quality = None  # non-finite scores raise here, before anything is written
+        if self.out_of_sample is not None:
+            quality = label_quality(self.dynamics.aum, self.out_of_sample.confidence)
+            require_finite(quality, "label quality")
+        self.dynamics.check_finite()
         self.dynamics.write(adata)
         if self.categories is not None:
             write_categories(adata, self.categories, self.thresholds or {})
@@ -48,8 +63,11 @@ class ScoreResult:
         if self.out_of_sample is not None:
             oos = self.out_of_sample
             adata.obs[keys.OOS_CONFIDENCE] = oos.confidence
-            adata.obs[keys.LABEL_QUALITY] = label_quality(self.dynamics.aum, oos.confidence)
-            adata.uns[keys.UNS]["label_quality"] = {"recipe": QUALITY_RECIPE, **oos.info}
+            adata.obs[keys.LABEL_QUALITY] = quality
+            info = {"recipe": QUALITY_RECIPE, **oos.info, "classes": list(oos.classes)}
+            if oos.probabilities is not None:
+                adata.obsm[keys.OOS_PROBABILITIES] = oos.probabilities
+            adata.uns[keys.UNS]["label_quality"] = info
 
 
 def _staged(gen: Generator, stage: str):
@@ -71,6 +89,11 @@ def iter_score(
     percentile: float = 90,
     conf_cutoff: float | None = None,
     var_cutoff: float | None = None,
+    rule: str = "calibrated",
+    quality_cutoff: float | None = None,
+    quality_percentile: float = ERRONEOUS_PERCENTILE,
+    ambiguous_second: float = AMBIGUOUS_SECOND,
+    ambiguous_variability: float = AMBIGUOUS_VARIABILITY,
     correct: bool = True,
     correction: str = "auto",
     genes: bool = True,
@@ -85,6 +108,24 @@ def iter_score(
     """
     if (conf_cutoff is None) != (var_cutoff is None):
         raise AnnotatabilityInputError("give both conf_cutoff and var_cutoff, or neither")
+    check_rule(rule)
+    for name, value in (("percentile", percentile), ("quality_percentile", quality_percentile)):
+        if not isinstance(value, numbers.Real) or not 0 < value <= 100:  # fail before any training
+            raise AnnotatabilityInputError(f"{name} must be in (0, 100], got {value!r}")
+    if rule == "calibrated" and conf_cutoff is not None:
+        raise AnnotatabilityInputError(
+            "conf_cutoff and var_cutoff are cut-offs of rule='paper' (CLI: --rule paper); rule='calibrated' "
+            "takes quality_cutoff (CLI: --quality-cutoff)"
+        )
+    if rule == "paper" and quality_cutoff is not None:
+        raise AnnotatabilityInputError("quality_cutoff is a cut-off of rule='calibrated'; rule='paper' takes "
+                                       "conf_cutoff and var_cutoff")
+    given = conf_cutoff is not None or quality_cutoff is not None
+    if rule == "calibrated" and not quality and (calibrate or given):
+        raise AnnotatabilityInputError(
+            "rule='calibrated' needs the label quality of the out-of-sample check: keep quality=True (drop "
+            "--no-quality), or use rule='paper' (CLI: --rule paper)"
+        )
     if correction not in ("auto", "cross-fit", "retrain"):
         raise AnnotatabilityInputError(f"correction must be 'auto', 'cross-fit' or 'retrain', got {correction!r}")
     if correction == "cross-fit" and not quality:
@@ -100,7 +141,7 @@ def iter_score(
     # every later training reuses the recipe this run resolved (epochs, lr, width floor ...)
     fields = TrainConfig.__dataclass_fields__
     recipe = {k: v for k, v in dyn.params.items() if k in fields}
-    recipe.update(layer=train_kwargs.get("layer"), device=dyn.params["device"])
+    recipe.update(layer=train_kwargs.get("layer"), device=dyn.params["device"], input=dyn.params["input"])
     result = ScoreResult(dynamics=dyn)
     if quality:
         result.out_of_sample = yield from _staged(
@@ -109,9 +150,14 @@ def iter_score(
     conf, var = dyn.confidence, dyn.variability
     if conf_cutoff is not None:
         result.thresholds = {"method": "given", "confidence": float(conf_cutoff), "variability": float(var_cutoff)}
+    elif quality_cutoff is not None:
+        result.thresholds = {"method": "given", "label_quality": float(quality_cutoff)}
     elif calibrate:
+        # one noise-injection run calibrates both rules' cut-offs (the label-quality one from the
+        # cross-fitted probabilities, when the out-of-sample check ran)
         result.thresholds = yield from _staged(
             iter_calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile,
+                                      out_of_sample=result.out_of_sample, quality_percentile=quality_percentile,
                                       should_stop=should_stop, **recipe),
             "calibrating",
         )
@@ -120,9 +166,13 @@ def iter_score(
         labels = pd.Categorical.from_codes(oos.predicted, categories=oos.classes)
         result.suggestions = (labels, oos.predicted_prob, {"method": "cross-fitted", **oos.info})
     if result.thresholds is not None:
-        result.thresholds.update(correct_confidence=0.95, correct_variability=0.15)
-        result.categories = categories_from_scores(
-            conf, var, result.thresholds["confidence"], result.thresholds["variability"]
+        signals = {"confidence": conf, "variability": var}
+        if rule == "calibrated":
+            oos = result.out_of_sample
+            signals.update(quality=label_quality(dyn.aum, oos.confidence), probabilities=oos.probabilities)
+        result.categories, result.thresholds = apply_rule(
+            rule, result.thresholds, ambiguous_second=ambiguous_second, ambiguous_variability=ambiguous_variability,
+            **signals,
         )
         if correct and result.suggestions is None:
             result.suggestions = yield from _staged(
@@ -131,7 +181,7 @@ def iter_score(
                 "correcting",
             )
     if genes:
-        scores, info = gene_scores(get_matrix(adata, train_kwargs.get("layer")), conf)
+        scores, info = gene_scores(gene_matrix(adata, train_kwargs.get("layer"), dyn.params["input"]), conf)
         result.genes = (scores, {"layer": train_kwargs.get("layer") or "X", **info})
     return result
 
@@ -145,6 +195,11 @@ def score(
     percentile: float = 90,
     conf_cutoff: float | None = None,
     var_cutoff: float | None = None,
+    rule: str = "calibrated",
+    quality_cutoff: float | None = None,
+    quality_percentile: float = ERRONEOUS_PERCENTILE,
+    ambiguous_second: float = AMBIGUOUS_SECOND,
+    ambiguous_variability: float = AMBIGUOUS_VARIABILITY,
     correct: bool = True,
     correction: str = "auto",
     genes: bool = True,
@@ -163,14 +218,24 @@ def score(
     that never saw its label, at no extra training -- or, with ``correction="retrain"`` (and
     whenever ``quality`` is off), from the paper's retraining on the non-erroneous cells
     (:func:`suggest_labels`).
-    Cut-offs are ``conf_cutoff``/``var_cutoff`` when given, else calibrated by noise injection
-    (``calibrate``); with neither there are no categories and no label correction.  Nothing is
-    written to ``adata`` unless every step succeeds.
+    Categories (``obs['annot_category']``) follow ``rule`` (see :func:`categorize`):
+    ``"calibrated"`` (default) calls a cell *erroneous* when its label quality is at most the
+    cut-off below which ``quality_percentile`` % of deliberately flipped labels fall,
+    *ambiguous* when not erroneous but the cross-fitted networks split it between two classes
+    (second most likely class >= ``ambiguous_second``) or its in-sample variability is
+    >= ``ambiguous_variability``, and *correct* otherwise; it needs ``quality``.  ``"paper"``
+    is the published notebooks' rule on confidence and variability.  Cut-offs are given
+    (``quality_cutoff`` for ``"calibrated"``, ``conf_cutoff``/``var_cutoff`` for ``"paper"``) or
+    else calibrated by noise injection (``calibrate``; one run gives both rules' cut-offs, so
+    :func:`categorize` can switch rules afterwards without training); with neither there are no
+    categories and no label correction.  Nothing is written to ``adata`` unless every step
+    succeeds.
     """
     gen = iter_score(
         adata, label_key, calibrate=calibrate, noise=noise, percentile=percentile, conf_cutoff=conf_cutoff,
-        var_cutoff=var_cutoff, correct=correct, correction=correction, genes=genes, quality=quality,
-        **train_kwargs,
+        var_cutoff=var_cutoff, rule=rule, quality_cutoff=quality_cutoff, quality_percentile=quality_percentile,
+        ambiguous_second=ambiguous_second, ambiguous_variability=ambiguous_variability, correct=correct,
+        correction=correction, genes=genes, quality=quality, **train_kwargs,
     )
     bars: dict[str, Callable] = {}
     with contextlib.ExitStack() as stack:
@@ -212,13 +277,25 @@ def summary(adata, n: int = 10) -> str:
              f"on {info.get('params', {}).get('device')}"]
     if keys.CATEGORY in adata.obs:
         counts = adata.obs[keys.CATEGORY].value_counts()
-        parts = [f"{c}: {int(counts.get(c, 0))} ({100 * counts.get(c, 0) / adata.n_obs:.1f} %)" for c in keys.CATEGORIES]
-        lines.append("categories  " + ", ".join(parts))
-        th = info.get("thresholds", {})
-        if "confidence" in th:
-            extra = f", flipped-label AUROC {th['flipped_auroc']:.3f}" if "flipped_auroc" in th else ""
-            lines.append(f"cut-offs    confidence <= {th['confidence']:.3f} and variability <= "
-                         f"{th['variability']:.3f} ({th.get('method', 'given')}{extra})")
+        th = dict(info.get("thresholds", {}))
+        rule = th.get("rule", "paper")
+        how = {"calibrated": "label quality and how settled the network is",
+               "paper": "the paper's, on confidence and variability"}.get(rule, rule)
+        lines.append(f"categories (rule {rule!r}: {how}):")
+        try:
+            meaning = describe_categories(th, {c: int(counts.get(c, 0)) for c in keys.CATEGORIES})
+        except KeyError:  # cut-offs not recorded: counts only
+            meaning = {c: f"{c} {int(counts.get(c, 0))}" for c in keys.CATEGORIES}
+        for c in ("erroneous", "ambiguous", "correct"):
+            lines.append(textwrap.fill(meaning[c], width=100, initial_indent="  ", subsequent_indent="      "))
+        if th.get("method") == "noise injection":
+            cal = f"calibration: {100 * th.get('noise', 0.1):g} % of labels flipped on purpose"
+            if "label_quality_auroc" in th:
+                cal += (f"; label quality finds them with AUROC {th['label_quality_auroc']:.3f} (median "
+                        f"{th['label_quality_flipped_median']:.2f} flipped, {th['label_quality_unflipped_median']:.2f} not)")
+            if "flipped_auroc" in th:
+                cal += f"; confidence with AUROC {th['flipped_auroc']:.3f}"
+            lines.append(textwrap.fill(cal, width=100, subsequent_indent="    "))
     if keys.CONFIDENCE in adata.obs:
         df = suspicious_cells(adata, n)
         lines.append(f"the {len(df)} least confident cells:")

@@ -26,8 +26,11 @@ largest other logit) -- and the out-of-sample confidence: a label is trusted onl
 network both prefers it while learning and predicts it for cells it never saw (higher = more
 likely correct).  AUM ranks flipped labels at least as well as confidence on every benchmark
 set (it keeps the size of the margin that probabilities saturate), and its logistic is a number
-in (0, 1) like the out-of-sample confidence.  The paper's categories still come from the
-in-sample confidence and variability alone.
+in (0, 1) like the out-of-sample confidence.  The cross-fitted networks also average their
+softmax over every class (``OutOfSample.probabilities``, ``obsm['annot_oos_probabilities']``):
+the default category rule (:mod:`.categories`) calls a cell ambiguous when they split it
+between two classes.  The paper's categories (``rule="paper"``) come from the in-sample
+confidence and variability alone.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ._data import RowSource, get_labels, get_matrix, resolve_device
+from ._data import get_labels, resolve_device
 from ._engine import EpochProgress, drive, run
 from .errors import AnnotatabilityInputError
+from .inputs import make_source
 
 __all__ = ["QUALITY_RECIPE", "OOS_EPOCHS", "OutOfSample", "stratified_folds", "iter_out_of_sample", "out_of_sample_confidence", "label_quality"]
 
@@ -71,6 +75,9 @@ class OutOfSample:
     predicted_prob: np.ndarray  # its probability, float32
     classes: list[str]
     info: dict
+    #: n_obs x classes: mean softmax over every class, averaged over the same epochs as
+    #: ``confidence`` (so ``confidence[i] == probabilities[i, y_i]``), float32
+    probabilities: np.ndarray | None = None
 
 
 def iter_out_of_sample(
@@ -81,7 +88,7 @@ def iter_out_of_sample(
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
 ) -> Generator[EpochProgress, None, OutOfSample]:
-    """Cross-fitted out-of-sample confidence and predictions; returns an :class:`OutOfSample`.
+    """Cross-fitted out-of-sample confidence, probabilities and predictions; returns an :class:`OutOfSample`.
 
     ``train_kwargs`` as for the label-correction retraining (the recipe of the last dynamics
     run unless overridden).  Yields one progress item per epoch of each fold's network.
@@ -95,16 +102,18 @@ def iter_out_of_sample(
     if adata.n_obs < 2 * folds:
         raise AnnotatabilityInputError(f"out-of-sample check needs at least {2 * folds} cells, got {adata.n_obs}")
     fold = stratified_folds(y, folds, cfg.seed)
-    source = RowSource(get_matrix(adata, where["layer"]), resolve_device(where["device"]))
+    source, _ = make_source(adata, where["layer"], resolve_device(where["device"]), where["input"],
+                            standardize=where["standardize"], seed=cfg.seed)
     conf = np.full(adata.n_obs, np.nan)
     predicted = np.zeros(adata.n_obs, dtype=np.int64)
     predicted_prob = np.zeros(adata.n_obs, dtype=np.float32)
+    probabilities = np.full((adata.n_obs, len(classes)), np.nan, dtype=np.float32)
     seconds = 0.0
     for f in range(folds):
         held = fold == f
         sub = replace(cfg, seed=cfg.seed + 1 + f)  # not the main run's network
         gen = run(source, y, len(classes), sub, train_rows=np.flatnonzero(~held), eval_rows=np.flatnonzero(held),
-                  record=[y], should_stop=should_stop)
+                  record=[y], record_probs=True, should_stop=should_stop)
         while True:
             try:
                 p = next(gen)
@@ -116,6 +125,7 @@ def iter_out_of_sample(
         seconds += out.seconds
         traj = out.trajectories[0][held]
         conf[held] = traj[:, traj.shape[1] // 2 :].mean(axis=1, dtype=np.float64)
+        probabilities[held] = out.mean_probs[held]
         rows = np.flatnonzero(held)
         with torch.inference_mode():
             for s in range(0, rows.size, cfg.eval_batch_size):
@@ -125,7 +135,8 @@ def iter_out_of_sample(
                 predicted_prob[chunk] = pmax.cpu().numpy()
     info = {"folds": int(folds), "epochs": int(cfg.epochs), "averaged_epochs": OOS_EPOCHS, "seed": int(cfg.seed),
             "seconds": float(seconds)}
-    return OutOfSample(conf.astype(np.float32), predicted, predicted_prob, [str(c) for c in classes], info)
+    return OutOfSample(conf.astype(np.float32), predicted, predicted_prob, [str(c) for c in classes], info,
+                       probabilities=probabilities)
 
 
 def out_of_sample_confidence(adata, label_key: str, *, folds: int = 2, **train_kwargs) -> np.ndarray:

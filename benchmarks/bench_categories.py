@@ -1,0 +1,330 @@
+"""Do the categories match the truth?  Our rule and the paper's, from the same runs.
+
+    python benchmarks/bench_categories.py [--seeds 0,1] [--datasets tissue,pbmc,...] [--out report.md]
+    python benchmarks/bench_categories.py --dump DIR        # also save every run's per-cell signals
+    python benchmarks/bench_categories.py --write-docs      # rewrite the table in docs/method.md
+    python benchmarks/bench_categories.py --from-csv rows.csv --write-docs   # the same from a --csv, no training
+    python benchmarks/bench_categories.py --smoke           # tiny: checks that the script runs
+    python benchmarks/bench_categories.py --from-dump DIR --ambiguous-second 0.05,0.1 --ambiguous-variability 0.2,inf
+
+``core.score`` runs at its defaults (only ``seed`` varies) on
+
+* ``tissue``: the synthetic section of the demo (``make_synthetic_tissue(seed=0)``: 3 005 spots,
+  4 % planted mislabels, a cortex-medulla transition zone).  Reported: % of *clean* spots (neither
+  mislabelled nor in the transition zone) called correct and called erroneous, % of planted
+  mislabels called erroneous, % of transition spots called ambiguous;
+* every real dataset of ``benchmarks/real_data.py`` (``REAL_DATASETS``, ``load(name)``) with 10 %
+  of labels flipped uniformly to another class (``core.flip_labels``, seed ``1000 + seed``, so never
+  the cells the calibration flips).  Reported: % of unflipped cells called correct and erroneous,
+  % of flipped cells called erroneous.  Without ``real_data.py`` two stand-ins run instead
+  (pbmc68k_reduced, which ships with scanpy, and a synthetic 9-marker panel), named as such.
+
+Each run's scores are categorised by both rules -- ``calibrated`` (ours, the default) and
+``paper`` -- with ``core.categorize``, so the two columns of a row come from the same training.
+``--dump DIR`` writes one ``.npz`` per run with every per-cell signal the rules read (label
+quality, out-of-sample p(label) and top-2 probabilities, in-sample confidence, variability and
+AUM, and the variability of the trajectory's last half), the calibration's cut-offs and the truth
+flags, so that the rule's constants can be tuned offline without retraining: ``--from-dump DIR``
+recomputes the calibrated rule's figures for every combination of the ``--ambiguous-*`` values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DOCS = HERE.parent / "docs" / "method.md"
+MARKERS = ("<!-- bench_categories:start -->", "<!-- bench_categories:end -->")
+RULE_NAMES = {"calibrated": "ours", "paper": "paper"}
+
+#: what each figure should reach: (column, label, comparison, target %)
+TISSUE_TARGETS = (
+    ("clean_correct", "clean spots correct", ">=", 90.0),
+    ("clean_erroneous", "clean spots erroneous", "<", 5.0),
+    ("mislabelled_erroneous", "planted mislabels erroneous", ">=", 85.0),
+    ("transition_ambiguous", "transition spots ambiguous", ">=", 50.0),
+)
+REAL_TARGETS = (
+    ("clean_correct", "unflipped correct", ">=", 85.0),
+    ("clean_erroneous", "unflipped erroneous", "<=", 8.0),
+    ("mislabelled_erroneous", "flipped erroneous", ">=", 70.0),
+)
+FLIP_RATE = 0.1
+FLIP_SEED_OFFSET = 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets: name -> (title, loader, kind); loaders return an AnnData with a categorical obs['label']
+def _tissue(**kw):
+    def make():
+        from napari_annotatability.core import make_synthetic_tissue
+
+        return make_synthetic_tissue(seed=0, **kw)  # the demo's section (_napari/_sample.py)
+
+    return make
+
+
+def _pbmc():
+    import scanpy as sc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = sc.datasets.pbmc68k_reduced()
+    adata.obs["label"] = adata.obs["bulk_labels"].astype("category")
+    return adata
+
+
+def _panel(n=5000):
+    def make():
+        from napari_annotatability.core import make_synthetic
+
+        adata = make_synthetic(n, 9, 6, latent_dim=6, separation=3.0, mislabel_fraction=0.0, seed=12)
+        adata.obs["label"] = adata.obs["true_label"].astype("category")
+        return adata
+
+    return make
+
+
+def datasets() -> tuple[dict, str]:
+    """All datasets, and a note on where the real ones come from."""
+    out = {"tissue": ("synthetic tissue, the demo's (3005 × 200)", _tissue(), "tissue")}
+    try:
+        import real_data
+    except ImportError:
+        note = "benchmarks/real_data.py not found: stand-ins for the real datasets"
+        out["pbmc"] = ("pbmc68k_reduced (stand-in)", _pbmc, "real")
+        out["panel"] = ("synthetic 9-marker panel (stand-in)", _panel(), "real")
+        return out, note
+    for name, (title, _loader, _epochs) in real_data.REAL_DATASETS.items():
+        out[name] = (title, (lambda n=name: real_data.load(n)), "real")
+    return out, "real datasets from benchmarks/real_data.py"
+
+
+# ---------------------------------------------------------------------------------------------
+def _late_std(traj: np.ndarray) -> np.ndarray:
+    return traj[:, traj.shape[1] // 2 :].std(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def _pct(mask: np.ndarray, of: np.ndarray) -> float:
+    of = np.asarray(of, dtype=bool)
+    return float(100.0 * np.asarray(mask, dtype=bool)[of].mean()) if of.any() else float("nan")
+
+
+def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kwargs) -> list[dict]:
+    """Score ``adata`` at the defaults, categorise by both rules; one row per rule."""
+    from napari_annotatability import core
+    from napari_annotatability.core import keys
+
+    adata = adata.copy()
+    if kind == "tissue":
+        label = "label"
+        bad = adata.obs["mislabelled"].to_numpy(bool)
+        transition = adata.obs["transition"].to_numpy(bool)
+    else:
+        codes = adata.obs["label"].cat.codes.to_numpy().astype(np.int64)
+        cats = np.asarray(adata.obs["label"].cat.categories)
+        noisy, bad = core.flip_labels(codes, len(cats), FLIP_RATE, FLIP_SEED_OFFSET + seed)
+        adata.obs["noisy"] = pd.Categorical(cats[noisy], categories=cats)
+        label = "noisy"
+        transition = np.zeros(adata.n_obs, dtype=bool)
+    clean = ~bad & ~transition
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        core.score(adata, label, seed=seed, genes=False, **score_kwargs)
+    seconds = time.perf_counter() - t
+    th = dict(adata.uns[keys.UNS]["thresholds"])
+    rows, cats_by_rule = [], {}
+    for rule in ("calibrated", "paper"):
+        core.categorize(adata, rule=rule)
+        cat = adata.obs[keys.CATEGORY].astype(str).to_numpy()
+        cats_by_rule[rule] = cat
+        rows.append({
+            "kind": kind, "seed": seed, "rule": rule, "seconds": seconds,
+            "clean_correct": _pct(cat == "correct", clean),
+            "clean_ambiguous": _pct(cat == "ambiguous", clean),
+            "clean_erroneous": _pct(cat == "erroneous", clean),
+            "mislabelled_erroneous": _pct(cat == "erroneous", bad),
+            "transition_ambiguous": _pct(cat == "ambiguous", transition),
+            "quality_cutoff": th.get("label_quality", np.nan),
+            "label_quality_auroc": th.get("label_quality_auroc", np.nan),
+        })
+    if dump is not None:
+        obs = adata.obs
+        probs = np.asarray(adata.obsm[keys.OOS_PROBABILITIES], dtype=np.float32)
+        y = obs[label].cat.codes.to_numpy()
+        order = np.argsort(-probs, axis=1)
+        top = np.take_along_axis(probs, order[:, :2], axis=1)
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            dump / f"{tag}_seed{seed}.npz",
+            label_quality=obs[keys.LABEL_QUALITY].to_numpy(np.float32),
+            oos_p_label=probs[np.arange(adata.n_obs), y],
+            oos_top1=top[:, 0], oos_top2=top[:, 1], oos_top1_class=order[:, 0].astype(np.int16),
+            oos_confidence=obs[keys.OOS_CONFIDENCE].to_numpy(np.float32),
+            confidence=obs[keys.CONFIDENCE].to_numpy(np.float32),
+            variability=obs[keys.VARIABILITY].to_numpy(np.float32),
+            aum=obs[keys.AUM].to_numpy(np.float32),
+            # how much the in-sample trajectory still moves once learnt (epochs >= epochs // 2)
+            variability_late=_late_std(np.asarray(adata.obsm[keys.TRAJECTORY])),
+            label=y.astype(np.int16),
+            mislabelled=bad, transition=transition, clean=clean,
+            category_calibrated=cats_by_rule["calibrated"].astype("U9"),
+            category_paper=cats_by_rule["paper"].astype("U9"),
+            thresholds=json.dumps(th, default=float),
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+def _cell(value: float, op: str, target: float) -> str:
+    if value != value:
+        return "–"
+    ok = {">=": value >= target, "<": value < target, "<=": value <= target}[op]
+    return f"{value:.1f}{' ✓' if ok else ''}"
+
+
+def _table(df: pd.DataFrame, targets, first: str) -> list[str]:
+    head = " | ".join(f"{label} ({op.replace('>=', '≥').replace('<=', '≤')} {t:g} %)" for _, label, op, t in targets)
+    lines = [f"| {first} | seed | {head} | LQ cut-off |", "|---|---|" + "---|" * (len(targets) + 1)]
+    for (title, seed), g in df.groupby(["title", "seed"], sort=False):
+        ours = g[g["rule"] == "calibrated"].iloc[0]
+        paper = g[g["rule"] == "paper"].iloc[0]
+        cells = [f"{_cell(ours[c], op, t)} / {_cell(paper[c], op, t)}" for c, _, op, t in targets]
+        lines.append(f"| {title} | {seed} | " + " | ".join(cells) + f" | {ours['quality_cutoff']:.3f} |")
+    return lines
+
+
+def report(df: pd.DataFrame, note: str, command: str) -> str:
+    real = df[df["kind"] == "real"]
+    lines = [f"Per cent of cells in each category, **ours (`rule=\"calibrated\"`) / the paper's (`rule=\"paper\"`)**, "
+             f"both from the same `core.score` run at its defaults (✓: target met). `{command}`"
+             + (f"; {note}." if len(real) else "."), ""]
+    tissue = df[df["kind"] == "tissue"]
+    if len(tissue):
+        lines += _table(tissue, TISSUE_TARGETS, "synthetic tissue") + [""]
+        lines += ["Clean spots: neither planted mislabels nor in the transition zone.", ""]
+    if len(real):
+        lines += _table(real, REAL_TARGETS, f"{FLIP_RATE:.0%} uniform flips") + [""]
+    from napari_annotatability.core import ERRONEOUS_PERCENTILE
+
+    lines.append(f"LQ cut-off: the calibrated label-quality cut-off of that run ({ERRONEOUS_PERCENTILE:g}th percentile "
+                 "of the label quality of the cells flipped by the noise-injection calibration).")
+    return "\n".join(lines)
+
+
+def write_docs(text: str, path: Path = DOCS) -> None:
+    """Replace the block between the markers in ``path`` with ``text``."""
+    doc = path.read_text()
+    start, end = MARKERS
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(doc):
+        raise SystemExit(f"{path}: no {start} ... {end} block to rewrite")
+    path.write_text(pattern.sub(lambda _m: f"{start}\n{text}\n{end}", doc))
+
+
+def tune(folder: Path, seconds: list[float], variabilities: list[float], key: str = "variability") -> str:
+    """Offline: the calibrated rule's figures for other ``ambiguous_*`` constants, from ``--dump`` files."""
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise SystemExit(f"no .npz files in {folder}")
+    lines = [f"| dump | AMBIGUOUS_SECOND | AMBIGUOUS_VARIABILITY (on {key}) | clean correct | clean erroneous | "
+             "mislabelled erroneous | transition ambiguous |", "|---|---|---|---|---|---|---|"]
+    for f in files:
+        d = np.load(f)
+        th = json.loads(str(d["thresholds"]))
+        clean, bad, trans = d["clean"], d["mislabelled"], d["transition"]
+        err = d["label_quality"] <= th["label_quality"]
+        for a2 in seconds:
+            for av in variabilities:
+                amb = ~err & ((d["oos_top2"] >= a2) | (d[key] >= av))
+                lines.append(f"| {f.stem} | {a2:g} | {av:g} | {_pct(~err & ~amb, clean):.1f} | {_pct(err, clean):.1f} | "
+                             f"{_pct(err, bad):.1f} | {_pct(amb, trans):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="a small section and a small stand-in, few epochs, one seed")
+    ap.add_argument("--seeds", default="0,1", help="comma-separated seeds of core.score (default 0,1)")
+    ap.add_argument("--datasets", default=None, help="comma-separated names (default: all; 'tissue' is the synthetic one)")
+    ap.add_argument("--dump", type=Path, default=None, help="also save every run's per-cell signals here (.npz)")
+    ap.add_argument("--out", default=None, help="also write the markdown report to this file")
+    ap.add_argument("--csv", default=None, help="also write every row here")
+    ap.add_argument("--from-csv", default=None, help="no training: the report (and --write-docs) from a --csv file")
+    ap.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOCS.relative_to(HERE.parent)}")
+    ap.add_argument("--from-dump", type=Path, default=None,
+                    help="no training: recompute the calibrated rule from the .npz files of --dump for the constants "
+                         "below (comma-separated lists: every combination)")
+    ap.add_argument("--ambiguous-second", default="0.05,0.1,0.25", help="(--from-dump) values to try")
+    ap.add_argument("--ambiguous-variability", default="0.15,0.2,0.25,inf", help="(--from-dump) values to try")
+    ap.add_argument("--late", action="store_true",
+                    help="(--from-dump) test the variability bound on the trajectory's last half (variability_late)")
+    args = ap.parse_args(argv)
+    if args.from_dump is not None:
+        floats = [[float(v) for v in text.split(",") if v] for text in (args.ambiguous_second, args.ambiguous_variability)]
+        print(tune(args.from_dump, *floats, key="variability_late" if args.late else "variability"))
+        return 0
+    if args.from_csv is not None:
+        df = pd.read_csv(args.from_csv)
+        text = report(df, str(df["note"].iloc[0]), str(df["command"].iloc[0]))
+        print(text)
+        if args.write_docs:
+            write_docs(text)
+            print(f"rewrote the table in {DOCS}")
+        return 0
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    extra: dict = {}
+    if args.smoke:
+        todo = {"tissue": ("synthetic tissue (~600 spots, smoke)", _tissue(n_spots=600), "tissue"),
+                "panel": ("synthetic 9-marker panel (800 cells, smoke)", _panel(800), "real")}
+        note, seeds, extra = "smoke sizes: not figures to quote", seeds[:1], {"epochs": 30}
+    else:
+        todo, note = datasets()
+        if args.datasets:
+            names = [n for n in args.datasets.split(",") if n]
+            unknown = [n for n in names if n not in todo]
+            if unknown:
+                print(f"unknown dataset(s) {', '.join(unknown)}; choose among {', '.join(todo)}", file=sys.stderr)
+                return 2
+            todo = {n: todo[n] for n in names}
+    rows = []
+    for name, (title, make, kind) in todo.items():
+        adata = make()
+        for seed in seeds:
+            for row in run_one(adata, kind, seed, args.dump, name, **extra):
+                rows.append({"dataset": name, "title": title, **row})
+            last = rows[-2:]
+            print(f"  {name} seed {seed} ({last[0]['seconds']:.0f} s): " + "; ".join(
+                f"{RULE_NAMES[r['rule']]}: clean correct {r['clean_correct']:.1f} %, clean erroneous "
+                f"{r['clean_erroneous']:.1f} %, mislabels erroneous {r['mislabelled_erroneous']:.1f} %"
+                + (f", transition ambiguous {r['transition_ambiguous']:.1f} %" if kind == "tissue" else "")
+                for r in last), flush=True)
+    command = "python benchmarks/bench_categories.py" + (" --smoke" if args.smoke else "") + (
+        f" --datasets {args.datasets}" if args.datasets else "") + (f" --seeds {args.seeds}" if args.seeds != "0,1" else "")
+    df = pd.DataFrame(rows).assign(note=note, command=command)
+    text = report(df, note, command)
+    print()
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    if args.write_docs:
+        write_docs(text)
+        print(f"rewrote the table in {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
