@@ -87,7 +87,7 @@ def test_categories_from_signals_on_hand_made_cells():
     quality = np.array([0.05, 0.05, 0.05, 0.9, 0.9, 0.9, 0.9, 0.2, 0.21])
     second = np.array([0.01, 0.4, 0.01, 0.01, 0.3, 0.01, 0.25, 0.01, 0.01])
     var = np.array([0.01, 0.01, 0.3, 0.05, 0.05, 0.2, 0.05, 0.05, 0.05])
-    cats = core.categories_from_signals(quality, second, var, 0.2)
+    cats = core.categories_from_signals(quality, second, var, 0.2, ambiguous_second=0.25, ambiguous_variability=0.15)
     assert list(cats) == [
         "erroneous",  # low quality
         "erroneous",  # low quality wins over a split between two classes ...
@@ -124,7 +124,7 @@ def test_the_calibrated_rule_needs_its_signals_and_says_what_to_do():
     a.obs[keys.LABEL_QUALITY] = np.array([0.1, 0.9], dtype=np.float32)
     with pytest.raises(core.AnnotatabilityInputError, match="annot_oos_probabilities"):
         core.categorize(a)
-    a.obsm[keys.OOS_PROBABILITIES] = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    a.obsm[keys.OOS_PROBABILITIES] = np.array([[0.95, 0.05], [0.02, 0.98]], dtype=np.float32)
     with pytest.raises(core.AnnotatabilityInputError, match="quality_cutoff"):
         core.categorize(a)  # no calibrated cut-off
     with pytest.raises(core.AnnotatabilityInputError, match="rule='paper'"):
@@ -136,6 +136,16 @@ def test_the_calibrated_rule_needs_its_signals_and_says_what_to_do():
     th = a.uns[keys.UNS]["thresholds"]
     assert th["rule"] == "calibrated" and th["method"] == "given" and th["label_quality"] == pytest.approx(0.2)
     assert th["ambiguous_second"] == core.AMBIGUOUS_SECOND and th["ambiguous_variability"] == core.AMBIGUOUS_VARIABILITY
+    assert th["ambiguous_quantile"] == core.AMBIGUOUS_QUANTILE
+    assert th["ambiguous_second_cutoff"] == pytest.approx(core.AMBIGUOUS_SECOND)  # both cells settled: the floor
+
+
+def test_the_ambiguous_cutoff_is_a_quantile_of_the_data_with_a_floor():
+    rng = np.random.default_rng(0)
+    second = rng.uniform(0, 0.5, 10_000)
+    assert core.ambiguous_cutoff(second, 0.1, 0.95) == pytest.approx(np.quantile(second, 0.95))
+    assert core.ambiguous_cutoff(second * 0.1, 0.1, 0.95) == 0.1  # every cell settled: nothing ambiguous
+    assert core.ambiguous_cutoff(np.array([np.nan, 0.3, 0.4]), 0.1, 0.5) == pytest.approx(0.35)  # NaN ignored
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from napari_annotatability.core import inputs, keys
 from napari_annotatability.core._config import TrainConfig
 from napari_annotatability.core._data import RowSource
 from napari_annotatability.core._engine import drive, run
-from napari_annotatability.core.recipes import LR_RANGE, mean_square_norm
+from napari_annotatability.core.recipes import LR_GAIN, LR_RANGE, mean_square_norm
 
 CPU = torch.device("cpu")
 
@@ -182,7 +182,7 @@ def test_huge_raw_counts_give_finite_scores_and_a_warning():
     assert params["input"]["kind"] == "counts" and params["input"]["mode"] == "auto"
     # the learning rate follows the transformed input: mean |x|^2 ~ n_features after standardising
     assert 0.5 * 200 < params["derived"]["mean_square_norm"] < 1.5 * 200
-    assert params["lr"] == pytest.approx(np.clip(1 / params["derived"]["mean_square_norm"], *LR_RANGE))
+    assert params["lr"] == pytest.approx(np.clip(LR_GAIN / params["derived"]["mean_square_norm"], *LR_RANGE))
     assert np.isfinite(a.var[keys.GENE_HIGH]).all()
 
 
@@ -284,7 +284,7 @@ def test_the_input_plan_survives_h5ad_and_rebuilds_the_same_transform(tmp_path):
 def test_as_is_reproduces_the_old_training_bit_for_bit():
     a = core.make_synthetic(400, 40, 5, seed=1)
     res = drive(core.iter_training_dynamics(a, "label", epochs=3, seed=2, input="as-is"))
-    lr = float(np.clip(1.0 / mean_square_norm(a.X), *LR_RANGE))  # the old rule, on X itself
+    lr = float(np.clip(LR_GAIN / mean_square_norm(a.X), *LR_RANGE))  # the recipe's rule, on X itself
     assert res.params["lr"] == lr and res.params["input"]["steps"] == []
     cfg = TrainConfig(epochs=3, lr=lr, seed=2, min_hidden=res.params["min_hidden"])
     y = a.obs["label"].cat.codes.to_numpy().astype(np.int64)

@@ -12,6 +12,7 @@ from napari_annotatability import core
 from napari_annotatability.core import keys
 from napari_annotatability.core.quality import label_quality, out_of_sample_confidence, stratified_folds
 from napari_annotatability.core.recipes import (
+    LR_GAIN,
     LR_RANGE,
     MAX_EPOCHS,
     MIN_EPOCHS,
@@ -41,7 +42,9 @@ def test_adaptive_recipe_counts_steps_and_scales_the_learning_rate():
     assert resolve_recipe("adaptive", X, 700, 256, steps=300)["epochs"] == min(MAX_EPOCHS, 100)
     with pytest.raises(core.AnnotatabilityInputError, match="steps"):
         resolve_recipe("adaptive", X, 700, 256, steps=0)
-    assert r["lr"] == pytest.approx(1 / mean_square_norm(X))
+    assert r["lr"] == pytest.approx(min(LR_RANGE[1], LR_GAIN / mean_square_norm(X)))
+    mid = X * 2  # mean |x|^2 ~ 3 000: inside the range, lr = LR_GAIN / mean |x|^2
+    assert resolve_recipe("adaptive", mid, 700, 256)["lr"] == pytest.approx(LR_GAIN / mean_square_norm(mid))
     big = resolve_recipe("adaptive", X, 1_000_000, 256)
     assert big["epochs"] == MIN_EPOCHS  # never fewer epochs than a trajectory needs
     panel = resolve_recipe("adaptive", X[:, :9] * 0.5, 700, 256)
@@ -60,7 +63,7 @@ def test_adaptive_recipe_counts_steps_and_scales_the_learning_rate():
 def test_the_recipe_is_recorded_and_reused(synthetic):
     core.training_dynamics(synthetic, "label", seed=0)
     params = synthetic.uns[keys.UNS]["params"]
-    assert params["recipe"] == "adaptive" and params["epochs"] == int(np.ceil(STEP_BUDGET / 8))
+    assert params["recipe"] == "adaptive" and params["epochs"] == min(MAX_EPOCHS, int(np.ceil(STEP_BUDGET / 8)))
     assert "mean_square_norm" in params["derived"]
     th = core.calibrate_thresholds(synthetic)
     assert th["epochs"] == params["epochs"]

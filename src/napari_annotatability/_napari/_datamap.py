@@ -143,7 +143,7 @@ class DataMapWidget(QWidget):
             kw = dict(color="#d62728", lw=0.8, ls="--")  # the paper's erroneous box
             self.ax.plot([0, th["variability"]], [th["confidence"]] * 2, **kw)
             self.ax.plot([th["variability"]] * 2, [0, th["confidence"]], **kw)
-        elif th.get("rule") == "calibrated" and "ambiguous_variability" in th:
+        elif th.get("rule") == "calibrated" and np.isfinite(float(th.get("ambiguous_variability", np.inf))):
             # the calibrated rule's line in this plane: from here on the spots are ambiguous
             self.ax.axvline(th["ambiguous_variability"], color="#ff9f1c", lw=0.8, ls="--")
         self.ax.set_xlim(0, max(0.05, float(np.nanmax(var)) * 1.08) if n else 0.5)

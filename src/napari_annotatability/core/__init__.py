@@ -36,10 +36,12 @@ from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
 from .regions import RegionSummary, region_summary
 from .rules import (
+    AMBIGUOUS_QUANTILE,
     AMBIGUOUS_SECOND,
     AMBIGUOUS_VARIABILITY,
     ERRONEOUS_PERCENTILE,
     RULES,
+    ambiguous_cutoff,
     categories_from_signals,
     describe_categories,
     second_probability,
@@ -53,6 +55,6 @@ __all__ = [
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
     "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
     "make_synthetic", "make_synthetic_tissue", "RegionSummary", "region_summary", "communities", "trainability_graph", "trainability_umap",
-    "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
-    "describe_categories", "second_probability",
+    "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
+    "describe_categories", "second_probability", "ambiguous_cutoff",
 ]

@@ -184,6 +184,8 @@ def iter_calibrate_thresholds(
             "label_quality": float(np.percentile(lq[flipped], quality_percentile)),
             "label_quality_percentile": float(quality_percentile),
             "label_quality_flipped_median": float(np.median(lq[flipped])),
+            # the whole distribution (5th .. 95th percentile), to judge or re-derive the cut-off
+            "label_quality_flipped_percentiles": [float(v) for v in np.percentile(lq[flipped], np.arange(5, 100, 5))],
             "label_quality_unflipped_median": float(np.median(lq[~flipped])) if (~flipped).any() else float("nan"),
             "label_quality_auroc": auroc(-lq, flipped),
         })

@@ -38,13 +38,15 @@ import scipy.sparse as sp
 from ._data import BackedMatrix, RowSource
 from .errors import AnnotatabilityInputError
 
-__all__ = ["RECIPES", "STEP_BUDGET", "MIN_EPOCHS", "MAX_EPOCHS", "LR_RANGE", "MIN_HIDDEN",
+__all__ = ["RECIPES", "STEP_BUDGET", "MIN_EPOCHS", "MAX_EPOCHS", "LR_RANGE", "LR_GAIN", "MIN_HIDDEN",
            "adaptive_epochs", "mean_square_norm", "resolve_recipe"]
 
 RECIPES = ("adaptive", "published")
 STEP_BUDGET = 1000
-MIN_EPOCHS, MAX_EPOCHS = 20, 200
+MIN_EPOCHS, MAX_EPOCHS = 20, 100
 LR_RANGE = (1e-3, 1e-2)
+#: lr = LR_GAIN / mean |x|^2, clipped to LR_RANGE
+LR_GAIN = 20.0
 MIN_HIDDEN = 32
 PUBLISHED = {"epochs": 100, "lr": 1e-3, "min_hidden": 1}
 
@@ -151,7 +153,7 @@ def resolve_recipe(
         if lr is None:
             sq = mean_square_norm(X, seed=seed)
             derived["mean_square_norm"] = sq
-            out["lr"] = float(np.clip(1.0 / sq, *LR_RANGE)) if sq > 0 else LR_RANGE[1]
+            out["lr"] = float(np.clip(LR_GAIN / sq, *LR_RANGE)) if sq > 0 else LR_RANGE[1]
     for name, value in (("epochs", epochs), ("lr", lr), ("min_hidden", min_hidden)):
         if value is not None:
             out[name] = value
