@@ -190,7 +190,7 @@ def iter_training_dynamics(
     source, y, y_other, classes, dev, X, plan = _prepare(adata, label_key, compare_key, layer, device, input,
                                                          standardize, sample_seed)
     # the learning rate follows the scale of what the network sees (X itself when as-is)
-    chosen = resolve_recipe(recipe, source if source.transform is not None else X, adata.n_obs, batch_size,
+    chosen = resolve_recipe(recipe, source if plan["steps"] else X, adata.n_obs, batch_size,
                             epochs=epochs, lr=lr, min_hidden=min_hidden, seed=sample_seed, steps=steps)
     cfg = TrainConfig(
         epochs=chosen["epochs"], lr=chosen["lr"], momentum=momentum, batch_size=batch_size, depth=depth,
