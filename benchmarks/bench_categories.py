@@ -229,8 +229,9 @@ def report(df: pd.DataFrame, note: str, command: str) -> str:
         lines += _table(real, REAL_TARGETS, f"{FLIP_RATE:.0%} uniform flips") + [""]
     from napari_annotatability.core import ERRONEOUS_PERCENTILE
 
-    lines.append(f"LQ cut-off: the calibrated label-quality cut-off of that run ({ERRONEOUS_PERCENTILE:g}th percentile "
-                 "of the label quality of the cells flipped by the noise-injection calibration).")
+    lines.append(f"LQ cut-off: the calibrated label-quality cut-off of that run (the {ERRONEOUS_PERCENTILE:g}th "
+                 "percentile of the label quality of the cells flipped by the noise-injection calibration, lowered "
+                 "where that level is not precise enough; -inf: no cell called erroneous).")
     return "\n".join(lines)
 
 

@@ -159,8 +159,9 @@ def scored():
 def test_calibration_records_the_label_quality_cutoff(scored):
     th = scored.uns[keys.UNS]["thresholds"]
     assert th["rule"] == "calibrated" and th["method"] == "noise injection"
-    assert th["label_quality_percentile"] == core.ERRONEOUS_PERCENTILE == 90
-    assert 0 < th["label_quality"] < 1
+    assert th["label_quality_percentile"] == core.ERRONEOUS_PERCENTILE
+    assert 0 < th["label_quality"] < 1 and th["label_quality_precision"] >= core.ERRONEOUS_PRECISION
+    assert len(th["label_quality_flipped_percentiles"]) == 19
     assert th["label_quality_flipped_median"] < th["label_quality"] < th["label_quality_unflipped_median"]
     assert th["label_quality_auroc"] > 0.9
     # the paper's cut-offs come from the same run
@@ -251,7 +252,7 @@ def test_summary_says_what_each_category_means(scored):
     assert "rule 'calibrated'" in text
     n_err = int((scored.obs[keys.CATEGORY] == "erroneous").sum())
     assert f"erroneous {n_err} (" in text and "probably mislabelled" in text
-    assert f"{th['label_quality']:.2f}" in text and "90 % of deliberately mislabelled cells" in text
+    assert f"{th['label_quality']:.2f}" in text and "75 % of deliberately mislabelled cells" in text
     assert "cannot settle" in text and "the annotation looks right" in text
     a = scored.copy()
     core.categorize(a, rule="paper")
@@ -286,3 +287,18 @@ def test_score_refuses_mixed_rules_before_training(synthetic):
     assert keys.CONFIDENCE not in synthetic.obs
     core.score(synthetic, "label", epochs=2, quality=False, calibrate=False, genes=False)  # no categories: fine
     assert keys.CATEGORY not in synthetic.obs
+
+
+def test_the_erroneous_cutoff_holds_the_percentile_only_where_it_is_precise():
+    rng = np.random.default_rng(0)
+    flipped = rng.uniform(0.0, 0.2, 100)
+    # well separated: the 90th percentile of the flipped cells holds
+    cut, precision = core.erroneous_cutoff(flipped, rng.uniform(0.5, 1.0, 100), 9.0, 90, 0.5)
+    assert cut == pytest.approx(np.percentile(flipped, 90), abs=0.003) and precision == 1.0
+    # overlapping: each unflipped cell stands for 9, so the cut-off falls below the percentile
+    cut, precision = core.erroneous_cutoff(flipped, rng.uniform(0.05, 1.0, 100), 9.0, 90, 0.5)
+    assert cut < np.percentile(flipped, 90) - 0.02 and precision >= 0.5
+    # indistinguishable: no level is precise enough, nothing is erroneous
+    same = rng.uniform(0, 1, 100)
+    cut, precision = core.erroneous_cutoff(same, rng.uniform(0, 1, 100), 9.0, 90, 0.5)
+    assert cut == -np.inf and precision < 0.5

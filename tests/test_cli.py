@@ -66,7 +66,7 @@ def test_score_rule_paper_and_calibrated(infile, tmp_path, capsys):
                      "--no-genes", "--ambiguous-second", "0.3"]) == 0
     text = " ".join(capsys.readouterr().out.split())  # the summary wraps its lines
     th = ad.read_h5ad(tmp_path / "c.h5ad").uns[keys.UNS]["thresholds"]
-    assert th["rule"] == "calibrated" and th["ambiguous_second"] == 0.3 and th["label_quality_percentile"] == 90
+    assert th["rule"] == "calibrated" and th["ambiguous_second"] == 0.3 and th["label_quality_percentile"] == core.ERRONEOUS_PERCENTILE
     assert "rule 'calibrated'" in text and "deliberately mislabelled" in text
     # the calibrated rule needs the out-of-sample check: one line, before any training
     assert cli.main(["score", str(infile), "--label", "label", "--out", str(tmp_path / "n.h5ad"), "--epochs", "2",

@@ -47,13 +47,18 @@ def test_data_map_shows_every_spot_after_training(trained):
     np.testing.assert_array_equal(dm._xy[:, 0], adata.obs[keys.VARIABILITY].to_numpy())
     np.testing.assert_array_equal(dm._xy[:, 1], adata.obs[keys.CONFIDENCE].to_numpy())
     assert len(dm._base.get_offsets()) == adata.n_obs
-    # the cut-offs of the rule used are drawn: the calibrated rule's variability line (the
-    # paper's erroneous box only under rule='paper')
+    # the cut-offs of the rule used are drawn in this plane: the calibrated rule's variability
+    # line when it has one (off by default), the paper's erroneous box only under rule='paper'
     th = adata.uns[keys.UNS]["thresholds"]
-    assert th["rule"] == "calibrated"
+    assert th["rule"] == "calibrated" and th["ambiguous_variability"] == np.inf
     lines = [line for line in dm.ax.get_lines() if len(line.get_xdata())]  # not the (empty) selector's
-    assert any(np.allclose(line.get_xdata(), th["ambiguous_variability"]) for line in lines)
+    assert not lines
+    adata.uns[keys.UNS]["thresholds"] = {**th, "ambiguous_variability": 0.2}
+    dm.redraw()
+    lines = [line for line in dm.ax.get_lines() if len(line.get_xdata())]
+    assert any(np.allclose(line.get_xdata(), 0.2) for line in lines)
     assert not any(np.allclose(line.get_ydata(), th["confidence"]) for line in lines)
+    adata.uns[keys.UNS]["thresholds"] = th
 
 
 def test_box_in_the_map_selects_those_spots_on_the_tissue(trained, qtbot):
@@ -62,9 +67,10 @@ def test_box_in_the_map_selects_those_spots_on_the_tissue(trained, qtbot):
     obs = layer.metadata["adata"].obs
     dm.mode.value = "box"
     dm.canvas.draw()
-    _drag(dm.canvas, dm.ax, (0.25, 0.5), (1e-4, -0.01))  # low confidence: the suspicious corner
+    right = 0.95 * dm.ax.get_xlim()[1]  # inside the axes, whatever the variability range
+    _drag(dm.canvas, dm.ax, (right, 0.5), (1e-4, -0.01))  # low confidence: the suspicious corner
     conf, var = obs[keys.CONFIDENCE].to_numpy(), obs[keys.VARIABILITY].to_numpy()
-    expected = set(np.flatnonzero((var >= 1e-4) & (var <= 0.25) & (conf <= 0.5) & (conf >= -0.01)).tolist())
+    expected = set(np.flatnonzero((var >= 1e-4) & (var <= right) & (conf <= 0.5) & (conf >= -0.01)).tolist())
     assert len(expected) > 20
     assert layer.selected_data == expected
     np.testing.assert_array_equal(dm.selected, sorted(expected))

@@ -147,7 +147,7 @@ def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, t
     # category colours present on the canvas: amber (ambiguous) and red (erroneous) spots ...
     amber = (abs(rgb[..., 0] - 255) < 40) & (abs(rgb[..., 1] - 159) < 40) & (rgb[..., 2] < 90)
     red = (abs(rgb[..., 0] - 214) < 40) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
-    assert amber.mean() > 0.05 and red.sum() > 50
+    assert amber.sum() > 200 and red.sum() > 50  # the ambiguous ~5 % of spots and the erroneous ones
     # ... over the image: tissue pink is visible between the spots
     pink = (rgb[..., 0] > 200) & (rgb[..., 1] > 120) & (rgb[..., 1] < 190) & (rgb[..., 2] > 160)
     assert pink.sum() > 100

@@ -30,7 +30,7 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
         assert k in synthetic.obs
     obs = synthetic.obs
     logistic = 1 / (1 + np.exp(-obs[keys.AUM].to_numpy(dtype=float)))
-    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], np.sqrt(logistic * obs[keys.OOS_CONFIDENCE]), rtol=1e-5)
+    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], logistic**0.75 * obs[keys.OOS_CONFIDENCE] ** 0.25, rtol=1e-5)
     assert synthetic.uns[keys.UNS]["label_quality"]["folds"] == 2
     assert keys.GENE_MID in synthetic.var
     assert synthetic.uns[keys.UNS]["thresholds"]["method"] == "noise injection"

@@ -335,10 +335,13 @@ class AnnotatabilityWidget(QWidget):
                 return  # a large section: skip this epoch's recolour, keep the viewer responsive
             sync_features(layer, layer.metadata["adata"], {keys.CONFIDENCE: p.confidence})
             if not self._live_colored:
+                # the first colouring sets up the colormap and colorbar: a one-off cost that must not
+                # throttle the recolours after it (a 1 s training would show only this one)
                 color_by(layer, layer.metadata["adata"], keys.CONFIDENCE)
                 self._live_colored = True
-            else:
-                layer.refresh_colors(update_color_mapping=False)
+                self.live_recolours += 1
+                return
+            layer.refresh_colors(update_color_mapping=False)
             self._live_at = time.perf_counter()
             self._live_cost = self._live_at - start
             self.live_recolours += 1

@@ -10,6 +10,7 @@ from .categories import (
     calibrate_thresholds,
     categories_from_scores,
     categorize,
+    erroneous_cutoff,
     flip_labels,
     iter_calibrate_thresholds,
 )
@@ -40,6 +41,7 @@ from .rules import (
     AMBIGUOUS_SECOND,
     AMBIGUOUS_VARIABILITY,
     ERRONEOUS_PERCENTILE,
+    ERRONEOUS_PRECISION,
     RULES,
     ambiguous_cutoff,
     categories_from_signals,
@@ -49,12 +51,12 @@ from .rules import (
 from .synthetic import make_synthetic, make_synthetic_tissue
 
 __all__ = [
-    "keys", "inputs", "TrainingDiverged", "DivergenceWarning", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "flip_labels", "iter_calibrate_thresholds",
+    "keys", "inputs", "TrainingDiverged", "DivergenceWarning", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "erroneous_cutoff", "flip_labels", "iter_calibrate_thresholds",
     "iter_suggest_labels", "suggest_labels", "DynamicsResult", "EpochProgress", "compare_annotations",
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
     "read_h5ad", "write_h5ad", "ScoreResult", "iter_score", "score", "summary", "suspicious_cells", "looks_like_counts", "preprocess",
     "make_synthetic", "make_synthetic_tissue", "RegionSummary", "region_summary", "communities", "trainability_graph", "trainability_umap",
-    "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
+    "RULES", "ERRONEOUS_PERCENTILE", "ERRONEOUS_PRECISION", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
     "describe_categories", "second_probability", "ambiguous_cutoff",
 ]

@@ -26,6 +26,7 @@ from .rules import (
     AMBIGUOUS_SECOND,
     AMBIGUOUS_VARIABILITY,
     ERRONEOUS_PERCENTILE,
+    ERRONEOUS_PRECISION,
     PAPER_CORRECT_CONFIDENCE,
     PAPER_CORRECT_VARIABILITY,
     RULES,
@@ -180,8 +181,13 @@ def iter_calibrate_thresholds(
         # cell, gives the flipped label -- no extra training; other cells keep their own label
         aum = out.margin_sums[0][evaluated] / cfg.epochs
         lq = label_quality(aum, probs[evaluated, noisy[evaluated]]).astype(np.float64)
+        # the evaluated unflipped cells stand for all (n - n_flipped) of them
+        weight = (y.size - flipped.sum()) / max(1, (~flipped).sum())
+        cutoff, precision = erroneous_cutoff(lq[flipped], lq[~flipped], weight, quality_percentile)
         th.update({
-            "label_quality": float(np.percentile(lq[flipped], quality_percentile)),
+            "label_quality": cutoff,
+            "label_quality_precision": precision,
+            "label_quality_min_precision": float(ERRONEOUS_PRECISION),
             "label_quality_percentile": float(quality_percentile),
             "label_quality_flipped_median": float(np.median(lq[flipped])),
             # the whole distribution (5th .. 95th percentile), to judge or re-derive the cut-off
@@ -190,6 +196,32 @@ def iter_calibrate_thresholds(
             "label_quality_auroc": auroc(-lq, flipped),
         })
     return th
+
+
+def erroneous_cutoff(flipped_lq: np.ndarray, unflipped_lq: np.ndarray, unflipped_weight: float,
+                     percentile: float = ERRONEOUS_PERCENTILE,
+                     min_precision: float = ERRONEOUS_PRECISION) -> tuple[float, float]:
+    """The label-quality cut-off of ``rule="calibrated"`` from a noise-injection run.
+
+    The ``percentile`` of the deliberately flipped cells' label quality, lowered until, in that
+    run, the cells at or below it are deliberately flipped ones at least ``min_precision`` of the
+    time (each unflipped cell counted ``unflipped_weight`` times, as it stands for that many).
+    Where the network tells flipped labels apart well the percentile holds; where it cannot (a
+    few hundred cells of many types) the cut-off falls instead of calling most cells erroneous.
+    Returns ``(cutoff, precision at the cut-off)``; ``-inf`` when no level is precise enough.
+    """
+    f = np.sort(np.asarray(flipped_lq, dtype=np.float64))
+    u = np.sort(np.asarray(unflipped_lq, dtype=np.float64))
+    cap = float(np.percentile(f, percentile))
+    levels = f[f <= cap]  # candidate cut-offs: the flipped cells' own values
+    n_f = np.arange(1, levels.size + 1)
+    n_u = np.searchsorted(u, levels, side="right") * float(unflipped_weight)
+    precision = n_f / (n_f + n_u)
+    ok = np.flatnonzero(precision >= min_precision)
+    if ok.size == 0:
+        return float("-inf"), float(precision.max()) if precision.size else float("nan")
+    k = ok[-1]
+    return float(levels[k]), float(precision[k])
 
 
 def calibrate_thresholds(
@@ -212,7 +244,7 @@ def calibrate_thresholds(
 
     With the cross-fitted out-of-sample probabilities (``out_of_sample``) the same run also
     calibrates the label-quality cut-off of ``rule="calibrated"``: each flipped cell's label
-    quality is ``sqrt(logistic(AUM) * p)``, with its AUM in this run and ``p`` the probability
+    quality is ``label_quality(AUM, p)``, with its AUM in this run and ``p`` the probability
     a cross-fitted network that never saw the cell gives its flipped label; the cut-off is the
     ``quality_percentile`` of those (``ERRONEOUS_PERCENTILE``, 90, by default).
 
@@ -288,12 +320,13 @@ def categorize(
         Scored AnnData.
     rule
         ``"calibrated"`` (default): *erroneous* when the label quality
-        (``obs['annot_label_quality']``) is at most ``quality_cutoff``, the level below which
-        90 % of deliberately flipped labels fall in the noise-injection run (probably
-        mis-annotated); *ambiguous* when not erroneous but the cross-fitted networks split the cell
-        between two classes (second most likely class >= ``ambiguous_second``, from
-        ``obsm['annot_oos_probabilities']``) or the in-sample network keeps changing its mind
-        (variability >= ``ambiguous_variability``); *correct* otherwise.
+        (``obs['annot_label_quality']``) is at most ``quality_cutoff`` (calibrated by
+        :func:`calibrate_thresholds`: probably mis-annotated); *ambiguous* when not erroneous but
+        the cross-fitted networks split the cell between two classes (second most likely class at
+        least :func:`~.rules.ambiguous_cutoff` of ``obsm['annot_oos_probabilities']``: the
+        ``AMBIGUOUS_QUANTILE`` quantile over all cells, and at least ``ambiguous_second``) or,
+        when ``ambiguous_variability`` is finite, the in-sample network keeps changing its mind;
+        *correct* otherwise.
         ``"paper"``, as in the paper's notebooks: *erroneous* when confidence <= ``conf_cutoff``
         **and** variability <= ``var_cutoff`` (consistently not learnt); *correct* when
         confidence > ``correct_conf`` and variability < ``correct_var``; *ambiguous* otherwise.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from . import keys
 from ._config import TrainConfig
@@ -222,7 +223,7 @@ def iter_training_dynamics(
     # ``lr`` is the rate that trained without diverging: every later training of the analysis reuses it
     params = {**cfg.as_dict(), "recipe": recipe, "derived": chosen["derived"],
               "layer": layer or "X", "device": str(dev), "n_features": int(source.n_vars),
-              "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(source.sparse),
+              "hidden": [int(h) for h in out.model.sizes[1:-1]], "sparse_input": bool(getattr(X, "sparse", False) or sp.issparse(X)),
               "input": plan, "restarts": int(sum(o.restarts for o in outs))}
     if params["restarts"]:
         params["initial_lr"] = float(chosen["lr"])
