@@ -79,13 +79,9 @@ def _tissue(**kw):
 
 
 def _pbmc():
-    import scanpy as sc
+    from bench_training import _pbmc as pbmc  # bulk_labels as obs['label'], as in the other benchmarks
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        adata = sc.datasets.pbmc68k_reduced()
-    adata.obs["label"] = adata.obs["bulk_labels"].astype("category")
-    return adata
+    return pbmc()
 
 
 def _panel(n=5000):

@@ -68,15 +68,16 @@ def _parser() -> argparse.ArgumentParser:
                         "published rule on confidence and variability")
     c.add_argument("--quality-percentile", type=float, default=None,
                    help="(rule calibrated) percentile of the flipped cells' label quality that sets the erroneous "
-                        "cut-off (default: core.rules.ERRONEOUS_PERCENTILE, 90)")
+                        "cut-off (default: core.rules.ERRONEOUS_PERCENTILE, 75)")
     c.add_argument("--quality-cutoff", type=float, default=None,
                    help="(rule calibrated) given label-quality cut-off (skips calibration)")
     c.add_argument("--ambiguous-second", type=float, default=None,
                    help="(rule calibrated) ambiguous when the second most likely label gets at least this "
-                        "out-of-sample probability (default: core.rules.AMBIGUOUS_SECOND)")
+                        "out-of-sample probability, and at least its 95th percentile over the cells "
+                        "(default: core.rules.AMBIGUOUS_SECOND, 0.1)")
     c.add_argument("--ambiguous-variability", type=float, default=None,
                    help="(rule calibrated) ... or when the variability is at least this "
-                        "(default: core.rules.AMBIGUOUS_VARIABILITY)")
+                        "(default: core.rules.AMBIGUOUS_VARIABILITY, inf: off)")
     c.add_argument("--percentile", type=float, default=90,
                    help="(rule paper) percentile of the flipped cells' confidence and variability (default 90)")
     c.add_argument("--conf-cutoff", type=float, default=None,
