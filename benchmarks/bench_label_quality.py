@@ -98,6 +98,12 @@ def _train_kwargs(meta: dict, recipe: dict) -> dict:
     return kw
 
 
+def _label_quality(aum, oos):
+    from napari_annotatability.core.quality import label_quality
+
+    return label_quality(aum, oos).astype(np.float64)
+
+
 def _logistic(a):
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
 
@@ -108,7 +114,8 @@ COMBINATIONS = {
     "oos": lambda s: s["oos"],
     "aum": lambda s: s["aum"],
     "geo-oos3": lambda s: _logistic(s["aum"]) ** 0.25 * np.clip(s["oos"], 0, 1) ** 0.75,
-    "geo-aum3": lambda s: _logistic(s["aum"]) ** 0.75 * np.clip(s["oos"], 0, 1) ** 0.25,  # the shipped one
+    # the shipped one, through the package's own function (IN_SAMPLE_WEIGHT = 0.75)
+    "geo-aum3": lambda s: _label_quality(s["aum"], s["oos"]),
 }
 
 

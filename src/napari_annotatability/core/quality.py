@@ -51,7 +51,8 @@ __all__ = ["QUALITY_RECIPE", "OOS_EPOCHS", "IN_SAMPLE_WEIGHT", "OutOfSample", "s
 #: the weight of the in-sample signal in the weighted geometric mean (chosen leaving one dataset out
 #: among 0.25 / 0.5 / 0.75 / 1 and the out-of-sample confidence alone: benchmarks/bench_label_quality.py)
 IN_SAMPLE_WEIGHT = 0.75
-QUALITY_RECIPE = "logistic(in-sample AUM) ** 0.75 * (cross-fitted out-of-sample confidence) ** 0.25"
+QUALITY_RECIPE = (f"logistic(in-sample AUM) ** {IN_SAMPLE_WEIGHT:g} * "
+                  f"(cross-fitted out-of-sample confidence) ** {1 - IN_SAMPLE_WEIGHT:g}")
 #: which epochs of the held-out trajectory the out-of-sample confidence averages
 OOS_EPOCHS = "last half"
 
