@@ -42,6 +42,8 @@ BENCHMARKS = {
     "graph": ("bench_graph.py", "Trainability-aware graph against the published dense construction",
               "time, memory, neighbour agreement, scale to 10^6 cells"),
     "backed": ("bench_backed.py", "Training on an on-disk .h5ad", "peak memory in memory vs backed"),
+    "contention": ("bench_contention.py", "A busy machine: score idle, beside a busy core, at load ~4",
+                   "seconds and ratio to idle, the package's thread policy beside torch's default"),
     "viewer": ("bench_viewer.py", "Large sections in the viewer", "open / colour times, GUI stall while training"),
 }
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import anndata as ad
 import numpy as np
@@ -218,3 +221,56 @@ def test_graph_command_needs_scores(infile, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "annot_confidence" in err and "training_dynamics" in err
     assert not (tmp_path / "g.h5ad").exists()
+
+
+_HEAVY = "('torch', 'scanpy', 'anndata', 'napari', 'qtpy')"
+
+
+@pytest.mark.parametrize("args", [None, ["--help"], ["score", "--help"], ["demo", "--help"]])
+def test_the_command_line_starts_without_heavy_imports(args):
+    """--help answers at once: the package's heavy dependencies load inside the commands only."""
+    run = "" if args is None else f"\ntry:\n    napari_annotatability.cli.main({args!r})\nexcept SystemExit:\n    pass"
+    code = f"import sys, napari_annotatability.cli{run}\nprint([m for m in {_HEAVY} if m in sys.modules])"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _no_display_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland displays are a Linux matter")
+def test_demo_without_a_display_says_how_to_run_headless(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "napari_annotatability.cli", "demo"], capture_output=True,
+                         text=True, timeout=120, env=_no_display_env(), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr  # not Qt's abort (134)
+    assert "DISPLAY" in res.stderr and "demo --headless" in res.stderr and "xvfb-run -a" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "napari_annotatability.cli", "demo", "--headless", "--cells", "300",
+                          "--epochs", "3"], capture_output=True, text=True, timeout=300, env=_no_display_env(),
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "planted mislabels flagged erroneous" in res.stdout
+    assert "training: 100 %" in res.stderr  # progress as plain lines: stderr is a pipe here
+
+
+@pytest.mark.parametrize(("env", "platform", "missing"), [
+    ({}, "linux", True),
+    ({"QT_QPA_PLATFORM": "xcb"}, "linux", True),
+    ({"DISPLAY": ":0"}, "linux", False),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", False),
+    ({"QT_QPA_PLATFORM": "offscreen"}, "linux", False),
+    ({"QT_QPA_PLATFORM": "wayland;minimal"}, "linux", False),
+    ({"QT_QPA_PLATFORM": "vnc:size=800x600"}, "linux", False),
+    ({}, "darwin", False),
+    ({}, "win32", False),
+])
+def test_missing_display_reads_the_environment(env, platform, missing):
+    from napari_annotatability._napari._demo import missing_display
+
+    problem = missing_display(env, platform)
+    assert (problem is not None) == missing
+    if missing:
+        assert "--headless" in problem and ("QT_QPA_PLATFORM=xcb" in problem) == ("QT_QPA_PLATFORM" in env)

@@ -8,11 +8,27 @@ exit status; the input file is never modified and the output is written atomical
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 
 PROG = "napari-annotatability"
+#: core._threads.ENV_VAR (not imported: importing core loads torch)
+THREADS_ENV_VAR = "NAPARI_ANNOTATABILITY_THREADS"
+
+THREADS_HELP = ("CPU threads for training and the graph (default: follow the machine -- one for small networks, "
+                "else the cores other processes leave free; or set NAPARI_ANNOTATABILITY_THREADS)")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return n
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
@@ -31,6 +47,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-seeds", type=int, default=1,
                    help="train a seed ensemble of N networks and average their scores (default 1; costs N trainings)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    g.add_argument("--threads", type=_positive, default=None, help=THREADS_HELP)
     g.add_argument("--layer", default=None, help="use adata.layers[LAYER] instead of X")
     g.add_argument("--input", dest="input_mode", default="auto", choices=("auto", "as-is"),
                    help="auto (default): detect raw counts / log-normalised / intensities / scaled input and train "
@@ -116,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--resolution", type=float, default=1.0, help="Leiden resolution (default 1.0)")
     g.add_argument("--use-rep", default="X_pca", help="obsm key of the expression space (default X_pca)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--threads", type=_positive, default=None, help=THREADS_HELP)
     g.add_argument("--no-umap", dest="umap", action="store_false", help="skip the UMAP embedding")
     g.add_argument("--quiet", action="store_true", help="no summary")
 
@@ -132,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the adaptive recipe's)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    d.add_argument("--threads", type=_positive, default=None, help=THREADS_HELP)
     return parser
 
 
@@ -204,8 +223,10 @@ def _cmd_graph(a: argparse.Namespace) -> int:
 
 def _cmd_demo(a: argparse.Namespace) -> int:
     if not a.headless:
+        from ._napari._demo import main as gui_demo  # imports napari only when it opens the window
+
         try:
-            from ._napari._demo import main as gui_demo
+            import napari  # noqa: F401
         except ImportError as err:
             from .core.errors import AnnotatabilityInputError
 
@@ -215,7 +236,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
             ) from err
         return gui_demo()
     from . import core
+    from .core.io import check_output_path
 
+    if a.out is not None:
+        check_output_path(a.out)  # a bad --out fails before the training, not after it
     adata = core.make_synthetic(n_cells=a.cells, n_features=200, n_classes=6, seed=a.seed)
     print(f"synthetic sample: {adata.n_obs} cells x {adata.n_vars} genes, 6 types, "
           f"{int(adata.obs['mislabelled'].sum())} planted mislabels, "
@@ -246,8 +270,30 @@ class _OneLineWarnings:
         warnings.showwarning = self._old
 
 
+def _no_display(a: argparse.Namespace) -> str | None:
+    """Why the demo's window cannot open, checked before any heavy import (Qt would abort)."""
+    if a.command != "demo" or a.headless:
+        return None
+    from ._napari._demo import missing_display  # reads the environment only: no Qt, no napari
+
+    return missing_display()
+
+
+def _fix_threads(n: int | None) -> None:
+    """``--threads``: through the environment, before torch and numba are imported (numba reads it once)."""
+    if n is None:
+        return
+    os.environ[THREADS_ENV_VAR] = str(n)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(n))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    problem = _no_display(args)
+    if problem is not None:  # answered before importing core: torch alone takes seconds
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
+    _fix_threads(getattr(args, "threads", None))
     from .core.errors import AnnotatabilityError, TrainingCancelled
 
     try:

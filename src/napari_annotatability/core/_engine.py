@@ -19,6 +19,7 @@ import torch
 from ._config import TrainConfig
 from ._data import RowSource
 from ._mlp import LeanMLP, hidden_widths
+from ._threads import ThreadGovernor, step_flops
 from .errors import AnnotatabilityInputError, DivergenceWarning, TrainingCancelled, TrainingDiverged
 
 __all__ = ["EpochProgress", "EngineOutput", "run", "MAX_RESTARTS", "RESTART_LR_FACTOR"]
@@ -190,54 +191,57 @@ def _run_once(
     stop = should_stop or (lambda: False)
     bs = int(cfg.batch_size)
     ebs = int(cfg.eval_batch_size)
-    for epoch in range(cfg.epochs):
-        loss = float("nan")
-        if rec_dev:
-            nll = 0.0
-            for s in range(0, n_eval, ebs):
-                e = min(n_eval, s + ebs)
-                if ev_rows is None:
-                    sel, xb = slice(s, e), source.slice(s, e)
-                    labels = [r[s:e] for r in rec_dev]
-                else:
-                    sel = ev_rows[s:e]
-                    idx = torch.from_numpy(sel)
-                    xb = source.take(idx)
-                    labels = [r[idx.to(device)] for r in rec_dev]
-                if prob_sum is not None and epoch >= first_prob_epoch:
-                    evals, probs = model.evaluate_with_probs(xb, labels)
-                    prob_sum[s:e] += probs.t().cpu().numpy()  # rows in evaluation order
-                else:
-                    evals = model.evaluate(xb, labels)
-                for k, ev in enumerate(evals):
-                    out.trajectories[k][sel, epoch] = ev.prob.cpu().numpy()
-                    out.correct_counts[k][sel] += ev.correct.cpu().numpy()
-                    out.margin_sums[k][sel] += ev.margin.cpu().numpy()
-                    if k == 0:
-                        nll += float(ev.nll.sum())
-            loss = nll / n_eval
-            conf_sum += out.trajectories[0][:, epoch]
-            out.losses.append(loss)
-        # one epoch = len(rows) draws: class-balanced with replacement, or a shuffle
-        if weights is not None:
-            order = rows_t[torch.multinomial(weights, rows.size, replacement=True, generator=gen)]
-        else:
-            order = rows_t[torch.randperm(rows.size, generator=gen)]
-        for s in range(0, rows.size, bs):
-            if stop():
-                raise TrainingCancelled(f"training stopped by request during epoch {epoch + 1}")
-            idx = order[s : s + bs]
-            model.train_step(source.take(idx), y_dev[idx.to(device)])
-        # one reduction, no n_params-sized mask: the sum is finite iff every weight is (or it overflowed)
-        if (rec_dev and not math.isfinite(loss)) or not math.isfinite(float(model.flat.sum())):
-            raise _Diverged(epoch + 1)
-        yield EpochProgress(
-            epoch=epoch + 1,
-            n_epochs=cfg.epochs,
-            loss=loss,
-            confidence=(conf_sum / (epoch + 1)).astype(np.float32) if conf_sum is not None else None,
-            seconds=time.perf_counter() - t0,
-        )
+    # torch's thread count follows the load on this machine (see _threads)
+    with ThreadGovernor(step_flops(sizes, bs)) as governor:
+        for epoch in range(cfg.epochs):
+            loss = float("nan")
+            if rec_dev:
+                nll = 0.0
+                for s in range(0, n_eval, ebs):
+                    e = min(n_eval, s + ebs)
+                    if ev_rows is None:
+                        sel, xb = slice(s, e), source.slice(s, e)
+                        labels = [r[s:e] for r in rec_dev]
+                    else:
+                        sel = ev_rows[s:e]
+                        idx = torch.from_numpy(sel)
+                        xb = source.take(idx)
+                        labels = [r[idx.to(device)] for r in rec_dev]
+                    if prob_sum is not None and epoch >= first_prob_epoch:
+                        evals, probs = model.evaluate_with_probs(xb, labels)
+                        prob_sum[s:e] += probs.t().cpu().numpy()  # rows in evaluation order
+                    else:
+                        evals = model.evaluate(xb, labels)
+                    for k, ev in enumerate(evals):
+                        out.trajectories[k][sel, epoch] = ev.prob.cpu().numpy()
+                        out.correct_counts[k][sel] += ev.correct.cpu().numpy()
+                        out.margin_sums[k][sel] += ev.margin.cpu().numpy()
+                        if k == 0:
+                            nll += float(ev.nll.sum())
+                loss = nll / n_eval
+                conf_sum += out.trajectories[0][:, epoch]
+                out.losses.append(loss)
+            # one epoch = len(rows) draws: class-balanced with replacement, or a shuffle
+            if weights is not None:
+                order = rows_t[torch.multinomial(weights, rows.size, replacement=True, generator=gen)]
+            else:
+                order = rows_t[torch.randperm(rows.size, generator=gen)]
+            for s in range(0, rows.size, bs):
+                if stop():
+                    raise TrainingCancelled(f"training stopped by request during epoch {epoch + 1}")
+                governor.tick()
+                idx = order[s : s + bs]
+                model.train_step(source.take(idx), y_dev[idx.to(device)])
+            # one reduction, no n_params-sized mask: the sum is finite iff every weight is (or it overflowed)
+            if (rec_dev and not math.isfinite(loss)) or not math.isfinite(float(model.flat.sum())):
+                raise _Diverged(epoch + 1)
+            yield EpochProgress(
+                epoch=epoch + 1,
+                n_epochs=cfg.epochs,
+                loss=loss,
+                confidence=(conf_sum / (epoch + 1)).astype(np.float32) if conf_sum is not None else None,
+                seconds=time.perf_counter() - t0,
+            )
     if prob_sum is not None:
         mean = (prob_sum / (cfg.epochs - first_prob_epoch)).astype(np.float32)
         if ev_rows is None:

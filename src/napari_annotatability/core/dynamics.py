@@ -16,6 +16,7 @@ from ._config import TrainConfig
 from ._data import get_labels, get_matrix, resolve_device
 from ._engine import EpochProgress, drive, run
 from ._progress import tqdm_callback
+from ._threads import requested_threads
 from .errors import AnnotatabilityInputError, TrainingDiverged
 from .inputs import make_source
 from .recipes import resolve_recipe
@@ -268,7 +269,8 @@ def _average_members(result: DynamicsResult, outs: list, seeds: list[int]) -> No
     result.params.update(n_seeds=k, seeds=[int(s) for s in seeds])
 
 
-def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bool = False, **kwargs):
+def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bool = False,
+                      threads: int | None = None, **kwargs):
     """Score every cell by how hard its annotated label is to learn.
 
     Trains the published Annotatability classifier on ``adata.obs[label_key]`` and records,
@@ -329,12 +331,17 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
         ``obsm['annot_other_trajectory']`` (see :func:`compare_annotations`).
     progress
         Show a progress bar.
+    threads
+        CPU threads torch may use.  None (default): follow the machine -- one thread for small
+        networks, and for larger ones the cores other processes leave free, re-measured as
+        training runs (see :mod:`._threads`); ``NAPARI_ANNOTATABILITY_THREADS`` or
+        ``OMP_NUM_THREADS`` fix it too.  Scores do not depend on it.
     copy
         Return a scored copy instead of writing into ``adata``.
     """
     target = adata.copy() if copy else adata
     gen = iter_training_dynamics(target, label_key, **kwargs)
-    with tqdm_callback(kwargs.get("epochs") or 1, "training", enabled=progress) as cb:
+    with requested_threads(threads), tqdm_callback(kwargs.get("epochs") or 1, "training", enabled=progress) as cb:
         result = drive(gen, cb)
     result.write(target)
     return target if copy else None

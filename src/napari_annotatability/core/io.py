@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,9 +70,46 @@ def write_h5ad(adata, path: str | os.PathLike, *, protect: tuple[str | os.PathLi
     return atomic_write(check_output_path(path, protect=protect), adata.write_h5ad)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the system allows.
+
+    Linux reports it in ``/proc/self/status`` (since 4.7); elsewhere it is read the only
+    portable way, by setting and restoring it, under a lock so that two writers of this
+    package never see each other's temporary zero mask.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` would leave: an existing file's own, else 0o666 less the umask."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode)
+    return 0o666 & ~current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 
+    The file ends with the permissions a plain ``open(path, "w")`` would give it -- those of
+    the file it replaces, else ``0o666`` less the umask -- not the owner-only ``0o600`` of the
+    temporary file, so colleagues can read what the user's umask lets them read.
     A failure removes the temporary file and leaves any existing ``path`` untouched; an
     ``OSError`` (disk full, permission) becomes one clear :class:`AnnotatabilityInputError`.
     """
@@ -79,6 +118,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, suf
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _final_mode(out))
         os.replace(tmp, out)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import numbers
 import textwrap
@@ -15,7 +14,8 @@ import pandas as pd
 from . import keys
 from ._config import TrainConfig
 from ._engine import EpochProgress, drive
-from ._progress import tqdm_callback
+from ._progress import stage_progress
+from ._threads import requested_threads
 from .categories import iter_calibrate_thresholds, write_categories
 from .correction import iter_suggest_labels, write_suggestions
 from .dynamics import DynamicsResult, iter_training_dynamics, require_finite
@@ -205,6 +205,7 @@ def score(
     genes: bool = True,
     quality: bool = True,
     progress: bool = False,
+    threads: int | None = None,
     **train_kwargs,
 ) -> None:
     """Training dynamics, label quality, categories, label correction and gene association.
@@ -229,7 +230,9 @@ def score(
     else calibrated by noise injection (``calibrate``; one run gives both rules' cut-offs, so
     :func:`categorize` can switch rules afterwards without training); with neither there are no
     categories and no label correction.  Nothing is written to ``adata`` unless every step
-    succeeds.
+    succeeds.  ``progress`` reports each training stage on stderr: a bar on a terminal, a line
+    per 10 % of the stage when stderr is a log file or a pipe.  ``threads`` fixes torch's CPU
+    threads (default: follow the machine's load, see :func:`training_dynamics`).
     """
     gen = iter_score(
         adata, label_key, calibrate=calibrate, noise=noise, percentile=percentile, conf_cutoff=conf_cutoff,
@@ -237,16 +240,8 @@ def score(
         ambiguous_second=ambiguous_second, ambiguous_variability=ambiguous_variability, correct=correct,
         correction=correction, genes=genes, quality=quality, **train_kwargs,
     )
-    bars: dict[str, Callable] = {}
-    with contextlib.ExitStack() as stack:
-
-        def show(p: EpochProgress) -> None:
-            if p.stage not in bars:
-                bars[p.stage] = stack.enter_context(tqdm_callback(p.n_epochs, p.stage, enabled=progress)) or (
-                    lambda _: None
-                )
-            bars[p.stage](p)
-
+    # one display per stage, closed when it ends
+    with requested_threads(threads), stage_progress(enabled=progress) as show:
         result = drive(gen, show)
     result.write(adata)
 

@@ -1,0 +1,143 @@
+"""What a busy machine costs: ``core.score`` idle, beside one busy core, and at load ~4.
+
+    python benchmarks/bench_contention.py                 # the table below (~15 min here)
+    python benchmarks/bench_contention.py --shapes        # per-step time, 1 vs 2 threads, by layer width
+    python benchmarks/bench_contention.py --smoke         # tiny sizes: checks that it runs
+
+Each measurement runs in a fresh process.  "Busy" processes are pure-Python spinners (one core
+each), started just before the measured run and killed after it.  Two thread policies run side
+by side: ``auto`` (the package's default: torch's thread count follows the load, see
+``core/_threads.py``) and ``torch default`` (what torch does by itself: one thread per core,
+fixed -- how the package ran before), so the ratios are comparable within one run.
+
+Workloads are the issue's: the 5 000 x 200 synthetic set and a 50 000 x 300 panel, scored with
+every default of ``core.score`` (genes off: the gene table is not training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WORKLOADS = {"synthetic 5 000 × 200": (5000, 200), "panel 50 000 × 300": (50000, 300)}
+SMOKE_WORKLOADS = {"synthetic 600 × 40": (600, 40)}
+#: condition -> number of busy spinners
+CONDITIONS = {"idle": 0, "one busy core": 1, "load ~4 (3 busy)": 3}
+#: policy -> environment for the child
+POLICIES = {"auto": {}, "torch default": {"NAPARI_ANNOTATABILITY_THREADS": str(os.cpu_count() or 1)}}
+
+
+def _child(n: int, g: int, epochs: int | None) -> None:
+    import warnings
+
+    from napari_annotatability import core
+    from napari_annotatability.core.synthetic import make_synthetic
+
+    adata = make_synthetic(n, g, n_classes=6, seed=0)
+    kw = {"epochs": epochs} if epochs else {}
+    warnings.simplefilter("ignore")
+    t = time.perf_counter()
+    core.score(adata, "label", seed=0, genes=False, **kw)
+    print(json.dumps({"seconds": time.perf_counter() - t}))
+
+
+def _spinner() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def measure(n: int, g: int, busy: int, env_extra: dict, epochs: int | None) -> float:
+    spinners = [_spinner() for _ in range(busy)]
+    try:
+        time.sleep(0.5 if busy else 0.0)  # let them reach the scheduler
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env.update(env_extra, PYTHONWARNINGS="ignore")
+        cmd = [sys.executable, __file__, "--child", str(n), str(g)] + (["--epochs", str(epochs)] if epochs else [])
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
+    finally:
+        for s in spinners:
+            s.kill()
+            s.wait()
+
+
+def shapes(out_lines: list[str], smoke: bool) -> None:
+    """Per-step time of one training step with 1 and 2 threads, by input width (idle)."""
+    import torch
+
+    from napari_annotatability.core._mlp import LeanMLP, hidden_widths
+    from napari_annotatability.core._threads import step_flops
+
+    widths = [20, 50] if smoke else [20, 50, 100, 200, 300, 500, 1000, 2000]
+    steps = 20 if smoke else 200
+    out_lines += ["| input width | multiply-adds per step | 1 thread (ms/step) | 2 threads (ms/step) | 2 threads gain |",
+                  "|---|---|---|---|---|"]
+    for f in widths:
+        sizes = [f, *hidden_widths(f, 3, 32), 8]
+        x = torch.randn(256, f)
+        y = torch.randint(0, 8, (256,))
+        per = {}
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            model = LeanMLP(sizes, lr=1e-3, momentum=0.9, generator=torch.Generator().manual_seed(0))
+            for _ in range(5):
+                model.train_step(x, y)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                model.train_step(x, y)
+            per[t] = (time.perf_counter() - t0) / steps * 1e3
+        out_lines.append(f"| {f} | {step_flops(sizes, 256):.2e} | {per[1]:.3f} | {per[2]:.3f} | "
+                         f"{per[1] / per[2]:.2f}× |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", nargs=2, type=int, metavar=("N", "G"), help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one condition")
+    ap.add_argument("--shapes", action="store_true", help="only the per-step thread table")
+    ap.add_argument("--workloads", default=None, help=f"comma-separated among: {'; '.join(WORKLOADS)} (by index 0,1)")
+    ap.add_argument("--out", default=None, help="also write the markdown here")
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(*args.child, args.epochs)
+        return 0
+    lines = [f"# What a busy machine costs ({os.cpu_count()} cores)", ""]
+    if args.shapes or args.smoke:
+        shapes(lines, args.smoke)
+        lines.append("")
+    if not args.shapes:
+        work = SMOKE_WORKLOADS if args.smoke else WORKLOADS
+        if args.workloads and not args.smoke:
+            names = list(WORKLOADS)
+            work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
+        conds = {"idle": 0, "one busy core": 1} if args.smoke else CONDITIONS
+        epochs = 3 if args.smoke else None
+        lines += ["`core.score` seconds (genes off), and the ratio to the same policy idle. Target: one busy "
+                  "core ≤ 2×, load ~4 ≤ 4×.", "",
+                  "| workload | threads | " + " | ".join(conds) + " |",
+                  "|---|---|" + "---|" * len(conds)]
+        for wname, (n, g) in work.items():
+            for pname, env in POLICIES.items():
+                cells, idle = [], None
+                for cname, busy in conds.items():
+                    s = measure(n, g, busy, env, epochs)
+                    print(f"  {wname} {pname} {cname}: {s:.1f} s", flush=True)
+                    idle = s if idle is None else idle
+                    cells.append(f"{s:.1f} s" + ("" if busy == 0 else f" ({s / idle:.1f}×)"))
+                lines.append(f"| {wname} | {pname} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
