@@ -96,6 +96,7 @@ def notes(monkeypatch):
 
 
 @pytest.mark.parametrize("case", READER_CASES)
+@pytest.mark.slow
 def test_reader_bad_file_is_one_notification_and_no_layer(case, tmp_path, notes):
     pytest.importorskip("napari")
     from napari_annotatability._napari._reader import read_spatial
@@ -109,6 +110,7 @@ def test_reader_bad_file_is_one_notification_and_no_layer(case, tmp_path, notes)
     assert _digest(path) == before
 
 
+@pytest.mark.slow
 def test_reader_spots_off_the_image_load_with_a_warning(tmp_path, notes):
     pytest.importorskip("napari")
     from napari_annotatability._napari._reader import read_spatial
@@ -286,6 +288,7 @@ def _train_expecting_failure(widget, qtbot):
 
 
 @widget_mark
+@pytest.mark.slow
 def test_widget_offers_only_columns_that_can_be_trained_on(demo):
     """One-class, per-cell and boolean columns cannot be picked, so they cannot fail a training."""
     viewer, widget = demo
@@ -300,6 +303,7 @@ def test_widget_offers_only_columns_that_can_be_trained_on(demo):
 
 @widget_mark
 @pytest.mark.parametrize("case", ["infinite expression", "expression removed"])
+@pytest.mark.slow
 def test_widget_bad_training_input_is_a_notification(case, demo, qtbot, notes):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -319,6 +323,7 @@ def test_widget_bad_training_input_is_a_notification(case, demo, qtbot, notes):
 
 
 @widget_mark
+@pytest.mark.slow
 def test_widget_export_failures_are_notifications_and_write_nothing(demo, tmp_path, notes):
     viewer, widget = demo
     ro = _readonly_dir(tmp_path)
@@ -340,6 +345,7 @@ def test_widget_export_failures_are_notifications_and_write_nothing(demo, tmp_pa
 
 
 @widget_mark
+@pytest.mark.slow
 def test_deleting_the_layer_while_training_is_not_a_crash(demo, qtbot, notes):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -365,6 +371,7 @@ def test_deleting_the_layer_while_training_is_not_a_crash(demo, qtbot, notes):
 
 
 @widget_mark
+@pytest.mark.slow
 def test_docks_before_any_training_say_what_to_do(demo, notes):
     viewer, widget = demo
     docks = {name: widget.open_dock(f"Annotatability {name}")
@@ -381,6 +388,7 @@ def test_docks_before_any_training_say_what_to_do(demo, notes):
 
 
 @widget_mark
+@pytest.mark.slow
 def test_a_plain_points_layer_is_not_offered_for_training(demo):
     viewer, widget = demo
     viewer.add_points(np.random.default_rng(0).random((20, 2)) * 100, name="my clicks")

@@ -14,7 +14,7 @@ from conftest import needs_display, train_and_wait  # noqa: E402
 
 from napari_annotatability.core import keys  # noqa: E402
 
-pytestmark = needs_display
+pytestmark = [needs_display, pytest.mark.slow]  # every test trains through the widget
 
 CYCLES = 20
 

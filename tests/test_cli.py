@@ -203,6 +203,7 @@ def test_demo_runs(capsys, tmp_path):
     assert "planted mislabels flagged erroneous" in text and out.exists()
 
 
+@pytest.mark.slow
 def test_graph_command_end_to_end(infile, tmp_path, capsys):
     scored = tmp_path / "scored.h5ad"
     assert cli.main(["score", str(infile), "--label", "label", "--out", str(scored), "--epochs", "5", "--quiet",
@@ -243,6 +244,7 @@ def _no_display_env() -> dict[str, str]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland displays are a Linux matter")
+@pytest.mark.slow
 def test_demo_without_a_display_says_how_to_run_headless(tmp_path):
     res = subprocess.run([sys.executable, "-m", "napari_annotatability.cli", "demo"], capture_output=True,
                          text=True, timeout=120, env=_no_display_env(), cwd=tmp_path)

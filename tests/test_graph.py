@@ -66,6 +66,7 @@ def test_neighbours_equal_the_dense_computation(spatial_weight):
     np.testing.assert_allclose(W[i, j].A1, np.exp(-D[i, j] / scale), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_approximate_search_agrees_with_the_dense_computation_at_5000_cells(monkeypatch):
     monkeypatch.setattr(graph, "EXACT_SEARCH_MAX", 1000)  # force NN-descent (used above 20 000 cells)
     a = _scored(5000, d=30)
@@ -127,6 +128,7 @@ def test_pca_is_computed_when_missing_with_a_message(synthetic):
     assert "X_pca" in synthetic.obsm and keys.CONNECTIVITIES in synthetic.obsp
 
 
+@pytest.mark.slow
 def test_communities_and_embedding_are_seeded(synthetic):
     core.training_dynamics(synthetic, "label", epochs=5)
     graph.trainability_graph(synthetic, n_neighbors=10)
@@ -176,6 +178,7 @@ def _cluster_with_hard_substate(seed, n=2000, frac=0.3, shift=0.5):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.slow
 def test_communities_recover_a_hard_to_learn_substate_that_expression_misses(seed):
     """Ground truth: the trainability-aware graph's communities find the sub-state; kNN's do not.
 

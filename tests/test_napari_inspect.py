@@ -11,7 +11,7 @@ from conftest import needs_display, train_and_wait  # noqa: E402
 
 from napari_annotatability.core import keys  # noqa: E402
 
-pytestmark = needs_display
+pytestmark = [needs_display, pytest.mark.slow]  # every test trains through the widget
 
 
 @pytest.fixture
@@ -138,8 +138,15 @@ def test_clicking_a_gene_colours_the_spots_by_its_expression(trained, qtbot):
     assert genes.genes[:5] == list(low.index[:5])  # ranked by the chosen score
     genes.ranking.value = "mid confidence (ambiguous)"
     assert genes.genes[0] == adata.var[keys.GENE_MID].idxmax()
-    genes.filter.setText(genes.genes[3])
-    assert genes.genes[0] == genes.genes[0] and genes.table.rowCount() >= 1
+    target = genes.genes[3]
+    genes.filter.setText(target)
+    mid = adata.var[keys.GENE_MID]
+    matching = mid[mid.index.astype(str).str.lower().str.contains(target.lower(), regex=False)]
+    # the filter keeps exactly the genes whose name contains the text, still ranked by the score
+    assert target in genes.genes and set(genes.genes) == set(matching.index.astype(str))
+    assert genes.table.rowCount() == len(genes.genes) == len(matching)
+    assert (np.diff(mid[genes.genes].to_numpy()) <= 0).all()
+    assert genes.table.item(0, 0).text() == genes.genes[0] and mid[genes.genes[0]] == matching.max()
     gene = genes.genes[0]
     rect = genes.table.visualItemRect(genes.table.item(0, 0))
     qtbot.mouseClick(genes.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())

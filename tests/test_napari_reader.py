@@ -28,6 +28,7 @@ def test_manifest_is_valid():
     assert mf.contributions.readers[0].accepts_directories
 
 
+@pytest.mark.slow
 def test_visium_spots_align_with_the_tissue_image():
     reader = napari_get_reader(str(VISIUM))
     assert callable(reader)
@@ -56,6 +57,7 @@ def test_visium_spots_align_with_the_tissue_image():
     assert (margin > background + 8).mean() < 0.05
 
 
+@pytest.mark.slow
 def test_visium_layers_in_a_viewer_share_world_coordinates(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open(str(VISIUM), plugin="napari-annotatability")

@@ -35,6 +35,7 @@ def test_widget_finds_the_sample_and_its_annotation(demo):
     assert "region" in widget.label_combo.choices and "mislabelled" not in widget.label_combo.choices
 
 
+@pytest.mark.slow
 def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -82,6 +83,7 @@ def test_train_recolours_live_and_writes_the_contract(demo, qtbot):
     assert widget.legend._grid.count() == 3 * 4  # swatch, name, count per class; old rows gone
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_an_epoch_and_a_second_training_runs(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -134,6 +136,7 @@ def test_bad_annotation_is_a_notification_not_a_traceback(demo, qtbot, monkeypat
     assert "Training failed" in widget.status.text() and widget.train_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, tmp_path):
     viewer, widget = demo
     train_and_wait(widget, qtbot, 20)
@@ -153,6 +156,7 @@ def test_screenshot_after_training_shows_coloured_spots_on_tissue(demo, qtbot, t
     assert pink.sum() > 100
 
 
+@pytest.mark.slow
 def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot, monkeypatch):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -173,6 +177,7 @@ def test_communities_dock_builds_the_graph_and_colours_by_community(demo, qtbot,
     assert layer.metadata["color_by"] == keys.COMMUNITY
 
 
+@pytest.mark.slow
 def test_save_figure_writes_the_canvas_as_png(demo, tmp_path, monkeypatch):
     viewer, widget = demo
     from PIL import Image
@@ -186,6 +191,7 @@ def test_save_figure_writes_the_canvas_as_png(demo, tmp_path, monkeypatch):
     assert widget.save_figure(tmp_path / "missing" / "f.png") is None and "does not exist" in messages[0]
 
 
+@pytest.mark.slow
 def test_inspector_shows_the_selected_spot(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value
@@ -200,6 +206,7 @@ def test_inspector_shows_the_selected_spot(demo, qtbot):
     np.testing.assert_allclose(line.get_ydata(), adata.obsm[keys.TRAJECTORY][7])
 
 
+@pytest.mark.slow
 def test_export_button_writes_results_and_waits_for_the_training(demo, qtbot, tmp_path, monkeypatch):
     import anndata as ad
 
@@ -225,6 +232,7 @@ def test_export_button_writes_results_and_waits_for_the_training(demo, qtbot, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.h5ad", "spots.csv"]
 
 
+@pytest.mark.slow
 def test_a_click_on_a_spot_in_pan_zoom_mode_inspects_it(demo):
     from napari.utils._proxies import ReadOnlyWrapper
     from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
@@ -247,6 +255,7 @@ def test_a_click_on_a_spot_in_pan_zoom_mode_inspects_it(demo):
     assert insp.values["annotated label"].text() == str(layer.metadata["adata"].obs["label"].iloc[42])
 
 
+@pytest.mark.slow
 def test_adaptive_recipe_shows_what_it_chose_and_trains_with_it(demo, qtbot):
     from napari_annotatability.core.recipes import adaptive_epochs
 

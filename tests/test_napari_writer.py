@@ -33,6 +33,7 @@ def _digest(p):
 
 
 @pytest.mark.parametrize("ext", [".h5ad", ".csv", ".geojson"])
+@pytest.mark.slow
 def test_save_layer_round_trips(scored_layer, tmp_path, ext):
     viewer, layer, src = scored_layer
     adata = layer.metadata["adata"]
@@ -70,6 +71,7 @@ def test_save_layer_round_trips(scored_layer, tmp_path, ext):
         np.testing.assert_allclose(np.c_[gdf.centroid.x, gdf.centroid.y], xy, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_never_over_the_input_file(scored_layer, monkeypatch):
     viewer, layer, src = scored_layer
     before = _digest(src)
@@ -82,6 +84,7 @@ def test_never_over_the_input_file(scored_layer, monkeypatch):
     assert _digest(src) == before and "refusing to overwrite" in messages[0]
 
 
+@pytest.mark.slow
 def test_refused_while_training(scored_layer, tmp_path, monkeypatch):
     viewer, layer, src = scored_layer
     messages = []

@@ -73,6 +73,7 @@ def test_given_cutoffs_skip_calibration(synthetic):
         core.score(synthetic, "label", epochs=2, conf_cutoff=0.3)
 
 
+@pytest.mark.slow
 def test_default_suggestions_come_from_the_cross_fitted_networks(synthetic):
     core.score(synthetic, "label", seed=0, genes=False)
     obs = synthetic.obs

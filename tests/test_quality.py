@@ -60,6 +60,7 @@ def test_adaptive_recipe_counts_steps_and_scales_the_learning_rate():
         resolve_recipe("fast", X, 700, 256)
 
 
+@pytest.mark.slow
 def test_the_recipe_is_recorded_and_reused(synthetic):
     core.training_dynamics(synthetic, "label", seed=0)
     params = synthetic.uns[keys.UNS]["params"]
@@ -91,6 +92,7 @@ def test_out_of_sample_confidence_is_seeded_and_finds_planted_mislabels(syntheti
         out_of_sample_confidence(a, "label", folds=1)
 
 
+@pytest.mark.slow
 def test_out_of_sample_check_catches_what_memorisation_hides(pbmc):
     """pbmc68k_reduced: 700 cells, 765 genes; 20 % flipped uniformly.
 
