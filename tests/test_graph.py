@@ -76,6 +76,45 @@ def test_approximate_search_agrees_with_the_dense_computation_at_5000_cells(monk
     assert agree >= 0.99, agree
 
 
+def test_approximate_search_with_the_spatial_term(monkeypatch):
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX", 1000)  # force NN-descent
+    a = _scored(3000, spatial=True)
+    graph.trainability_graph(a, n_neighbors=10, spatial_weight=0.5)
+    ref, D = _dense_reference(a, k=10, spatial_weight=0.5)
+    agree = np.mean([len(o & set(r)) / 10 for o, r in zip(_our_sets(a, 10), ref)])
+    assert agree >= 0.99, agree
+    i, j = a.obsp[keys.DISTANCES].nonzero()
+    np.testing.assert_allclose(a.obsp[keys.DISTANCES][i, j].A1, D[i, j], rtol=1e-4)
+
+
+def test_nn_descent_is_seeded_and_the_same_on_any_number_of_threads():
+    from napari_annotatability.core._nndescent import nn_descent
+
+    Z = np.random.default_rng(0).normal(size=(4000, 21)).astype(np.float32)
+    one = nn_descent(Z, 15, 20, 0, seed=1, n_jobs=1)
+    two = nn_descent(Z, 15, 20, 0, seed=1, n_jobs=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    assert (one[0] != np.arange(4000)[:, None]).all() and (np.diff(one[1], axis=1) >= 0).all()
+
+
+def test_a_new_process_loads_nn_descent_from_the_cache_instead_of_compiling():
+    """numba compiles NN-descent once per machine: a later process finds it in the on-disk cache."""
+    import subprocess
+    import sys
+
+    from napari_annotatability.core._nndescent import nn_descent
+
+    Z = np.random.default_rng(0).normal(size=(500, 11)).astype(np.float32)
+    nn_descent(Z, 10, 10, 0)  # compiled (and cached) here, unless an earlier run did
+    code = ("import numpy as np; from napari_annotatability.core import _nndescent as m; "
+            "m.nn_descent(np.random.default_rng(0).normal(size=(500, 11)).astype(np.float32), 10, 10, 0); "
+            "s = m._nn_descent.stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    hits, misses = map(int, out.stdout.split())
+    assert hits == 1 and misses == 0, out.stdout + out.stderr
+
+
 def test_graph_is_sparse_symmetric_and_recorded():
     a = _scored(800)
     graph.trainability_graph(a, n_neighbors=12, seed=3)

@@ -7,10 +7,12 @@ The paper's distance between cells *i* and *j* blends expression and learnabilit
 with ``d`` the Euclidean distance in ``use_rep`` (PCA) space and ``r`` the rank of confidence;
 each cell keeps its ``n_neighbors`` smallest ``D`` and edges weigh ``exp(-D / mean(D))``.  The
 published code builds ``D`` densely (n x n).  Here ``D`` is a metric (a sum of metrics), so an
-approximate nearest-neighbour index (pynndescent's NN-descent, the one scanpy uses) searches it
-directly on the rows ``[a*x, c*s, b*r]`` with a numba metric ``||a dx|| + ||c ds|| + |b dr|``:
-every distance it compares is the exact ``D``.  It collects ``n_candidates`` (default
-``max(2 k, 30)``) per cell, of which the ``k`` smallest are kept.  Nothing n x n is ever built;
+approximate nearest-neighbour search (NN-descent, the algorithm of pynndescent that scanpy uses,
+in :mod:`._nndescent`) searches it directly on the rows ``[a*x, c*s, b*r]`` with the metric
+``||a dx|| + ||c ds|| + |b dr|``: every distance it compares is the exact ``D``.  That code is
+numba-compiled once per machine and cached on disk, so a fresh process does not pay a
+compilation (pynndescent's own NN-descent is compiled anew in every process: ~20-70 s).  It
+collects ``n_candidates`` (default ``max(2 k, 30)``) per cell, of which the ``k`` smallest are kept.  Nothing n x n is ever built;
 up to ``EXACT_SEARCH_MAX`` (20 000) cells the search is exact, in blocks of 512 rows.  (Euclidean candidates in the same space,
 which bounds ``D`` within a factor sqrt(3), then exact re-ranking, agreed on only 94 % of edges at
 5 000 cells against 99.9 % for the direct search.)
@@ -144,6 +146,7 @@ def trainability_graph(
     ``obsp['annot_distances']`` (``D``), both sparse CSR and symmetric (an edge kept by either
     end), and the parameters in ``uns['annotatability']['graph']``.  Needs
     ``obs['annot_confidence']``; computes a PCA if ``use_rep`` is ``X_pca`` and missing.
+    ``n_jobs``: threads of the approximate search (-1: all); the graph is the same for any number.
     """
     if keys.CONFIDENCE not in adata.obs:
         raise AnnotatabilityInputError(f"obs[{keys.CONFIDENCE!r}] is missing: run training_dynamics first")
@@ -213,51 +216,13 @@ def _knn(Z: np.ndarray, k: int, n_expr: int, n_space: int, seed: int, n_jobs: in
     n = Z.shape[0]
     if n <= EXACT_SEARCH_MAX:
         return _exact_knn(Z, k, n_expr, n_space)
-    from pynndescent import NNDescent
+    from ._nndescent import nn_descent
 
-    # NN-descent on the exact blended metric: every distance it compares is D itself
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        index = NNDescent(Z, metric=_metrics()[n_space], n_neighbors=k, random_state=seed, n_jobs=n_jobs,
-                          low_memory=True, compressed=True)
-    idx, dist = index.neighbor_graph
-    return idx.astype(np.int64), dist
-
-
-_METRICS: dict = {}
-
-
-def _metrics() -> dict:
-    """Two numba metrics, compiled once per process: ||a dx|| (+ ||c ds||) + |b dr|.
-
-    Rows are ``[a*x_1 .. a*x_p, (c*s_x, c*s_y,) b*r]``: the last entry is the scaled rank, the two
-    before it (with a spatial term) the scaled position.
-    """
-    if _METRICS:
-        return _METRICS
-    import numba
-
-    @numba.njit(fastmath=True)
-    def expression_rank(u, v):
-        m = u.shape[0] - 1
-        e = 0.0
-        for k in range(m):
-            t = u[k] - v[k]
-            e += t * t
-        return np.sqrt(e) + abs(u[m] - v[m])
-
-    @numba.njit(fastmath=True)
-    def expression_space_rank(u, v):
-        m = u.shape[0] - 3
-        e = 0.0
-        for k in range(m):
-            t = u[k] - v[k]
-            e += t * t
-        s = (u[m] - v[m]) ** 2 + (u[m + 1] - v[m + 1]) ** 2
-        return np.sqrt(e) + np.sqrt(s) + abs(u[m + 2] - v[m + 2])
-
-    _METRICS.update({0: expression_rank, 2: expression_space_rank})
-    return _METRICS
+    # NN-descent on the exact blended metric: every distance it compares is D itself.  Our own
+    # (cached) numba code, not pynndescent's, whose NN-descent is recompiled in every process
+    idx, dist = nn_descent(Z, k - 1, n_expr, n_space, seed, n_jobs=n_jobs)
+    self_col = np.arange(n, dtype=np.int64)[:, None]
+    return np.hstack([self_col, idx]), np.hstack([np.zeros((n, 1), dtype=dist.dtype), dist])
 
 
 def _exact_knn(Z: np.ndarray, k: int, n_expr: int, n_space: int, block: int = 256):
