@@ -5,12 +5,12 @@
 
 Runs each script in ``benchmarks/`` in a fresh process (one at a time: these machines have two
 cores and timings of parallel runs mean nothing), each writing its own table, and assembles them
-with the machine, the versions and the date into ``--out``.  The viewer benchmark needs a
-display: it is run under ``xvfb-run -a`` when ``DISPLAY`` is unset.  Needs the bench extra
+with the machine, the versions and the date into ``--out``.  The viewer and data map benchmarks
+need a display: they are run under ``xvfb-run -a`` when ``DISPLAY`` is unset.  Needs the bench extra
 (``pip install -e ".[bench]"``: the published Annotatability package and cleanlab).
 
 Full run here (2 cores): training ~10 min, graph ~6 min, label quality ~1.5 h, pipeline cost
-~5 min, backed ~5 min, viewer ~10 min; categories ~3 min for its synthetic tissue (2 seeds), plus its
+~5 min, backed ~5 min, viewer ~10 min, data map ~1.5 min; categories ~3 min for its synthetic tissue (2 seeds), plus its
 real datasets.
 """
 
@@ -45,7 +45,14 @@ BENCHMARKS = {
     "contention": ("bench_contention.py", "A busy machine: score idle, beside a busy core, at load ~4",
                    "seconds and ratio to idle, the package's thread policy beside torch's default"),
     "viewer": ("bench_viewer.py", "Large sections in the viewer", "open / colour times, GUI stall while training"),
+    "datamap": ("bench_datamap.py", "The data map dock at 10^4 - 10^6 spots",
+                "time to open the map (density raster above 50 000 spots) and to brush a lasso"),
+    "curation": ("bench_curation.py", "Reviewing suspicious spots one by one at 10^5 spots",
+                 "time per review step (centre, select, inspector) and per accepted suggestion"),
 }
+
+#: benchmarks that open Qt widgets: run under ``xvfb-run -a`` when there is no display
+NEEDS_DISPLAY = ("viewer", "datamap", "curation")
 
 
 def _versions() -> str:
@@ -64,7 +71,7 @@ def run_one(name: str, smoke: bool, tmp: Path) -> tuple[str, float, int]:
     script, _, _ = BENCHMARKS[name]
     table = tmp / f"{name}.md"
     cmd = [sys.executable, str(HERE / script), "--out", str(table)] + (["--smoke"] if smoke else [])
-    if name == "viewer" and not os.environ.get("DISPLAY"):
+    if name in NEEDS_DISPLAY and not os.environ.get("DISPLAY"):
         if shutil.which("xvfb-run") is None:
             return "skipped: needs a display (apt-get install xvfb libgl1-mesa-dri)", 0.0, 0
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]

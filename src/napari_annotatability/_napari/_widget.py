@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -20,7 +21,15 @@ from ._legend import hide_legend, show_legend, viewer_legend
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["AnnotatabilityWidget"]
+__all__ = ["AnnotatabilityWidget", "training_widget"]
+
+#: the training widget of each viewer (other docks, e.g. curation, train through it)
+_TRAINING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def training_widget(viewer) -> AnnotatabilityWidget | None:
+    """The Annotatability training widget docked in ``viewer``, if any."""
+    return _TRAINING.get(viewer)
 
 #: colour-by buttons: (text, feature key or None for the annotation itself)
 COLOR_BUTTONS = (
@@ -38,6 +47,7 @@ DOCKS = (
     ("Communities", "Annotatability communities"),
     ("Spot", "Annotatability spot inspector"),
     ("Region", "Annotatability region inspector"),
+    ("Curate", "Annotatability curation"),
 )
 
 #: live recolouring during training: at most once per (spots / LIVE_SPOTS_PER_SECOND) seconds, and
@@ -103,6 +113,9 @@ class AnnotatabilityWidget(QWidget):
         self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
         self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.n_seeds = SpinBox(label="seeds (ensemble)", value=1, min=1, max=20)
+        self.n_seeds.tooltip = ("train this many networks (seed, seed + 100, ...) and average their scores: "
+                                "steadier scores on small datasets, n times the training time")
         self.device = ComboBox(label="device", choices=_devices(), value="auto")
         self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
         self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
@@ -112,7 +125,7 @@ class AnnotatabilityWidget(QWidget):
                              "variability")
         self.form = Container(widgets=[
             self.layer_combo, self.label_combo, self.adaptive, self.epochs, self.lr, self.batch_size, self.depth,
-            self.seed, self.device, self.calibrate, self.noise, self.rule,
+            self.seed, self.n_seeds, self.device, self.calibrate, self.noise, self.rule,
         ])
         self.lr.native.setDecimals(5)
         self.adaptive.changed.connect(lambda _v: self._show_recipe())
@@ -172,6 +185,7 @@ class AnnotatabilityWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._reset_choices)
         self.viewer.layers.events.removed.connect(self._reset_choices)
         self._reset_choices()
+        _TRAINING[self.viewer] = self
 
     # -- choices ---------------------------------------------------------------------------
     def _spot_layers(self, _widget=None) -> list:
@@ -182,7 +196,7 @@ class AnnotatabilityWidget(QWidget):
         if layer is None:
             return []
         obs = layer.metadata["adata"].obs
-        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY}
+        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY, keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE}
         out = []
         for col in obs.columns:
             if col in derived or not is_categorical(obs[col]) or obs[col].dtype == bool:
@@ -244,7 +258,22 @@ class AnnotatabilityWidget(QWidget):
     def is_training(self) -> bool:
         return self.worker is not None
 
-    def train(self, start: bool = True):
+    def train_on(self, layer, label_key: str, *, start: bool = True, compare_key: str | None = None):
+        """Train on ``layer``'s annotation ``label_key`` with the form's settings; returns the worker.
+
+        For other docks (the curation dock retrains on ``<key>_curated`` this way).  None, with
+        nothing changed, while a training runs.  ``compare_key`` also records every cell's
+        probability of that second annotation (see ``core.compare_annotations``).
+        """
+        if self.is_training:
+            return None
+        self._reset_choices()
+        self.layer_combo.value = layer
+        self.label_combo.reset_choices()
+        self.label_combo.value = label_key
+        return self.train(start=start, compare_key=compare_key)
+
+    def train(self, start: bool = True, *, compare_key: str | None = None):
         """Train in a worker thread; returns the worker (None if no layer/annotation is picked).
 
         With ``start=False`` the caller connects to the worker's signals and calls
@@ -269,14 +298,16 @@ class AnnotatabilityWidget(QWidget):
         params = dict(epochs=None if adaptive else int(self.epochs.value),
                       lr=None if adaptive else float(self.lr.value),
                       batch_size=int(self.batch_size.value), depth=int(self.depth.value),
-                      seed=int(self.seed.value), device=str(self.device.value))
+                      seed=int(self.seed.value), device=str(self.device.value), n_seeds=int(self.n_seeds.value))
+        if compare_key is not None:
+            params["compare_key"] = compare_key
         epochs = params["epochs"]
         if epochs is None:  # what "auto" will choose: a step budget, so cheap to know now
             from ..core.recipes import adaptive_epochs
 
             epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
         # training, cross-fitting (two networks; they also suggest the labels), calibrating
-        total = epochs * (3 + (1 if calibrate else 0))
+        total = epochs * (params["n_seeds"] + 2 + (1 if calibrate else 0))
         self._cancel_requested = False
         self._training_layer = layer
         self._live_colored = False

@@ -15,6 +15,7 @@ from .categories import (
     iter_calibrate_thresholds,
 )
 from .correction import iter_suggest_labels, suggest_labels
+from .curation import Curation, CurationComparison, ReviewQueue, compare_categories, review_order
 from .dynamics import (
     DynamicsResult,
     EpochProgress,
@@ -59,4 +60,5 @@ __all__ = [
     "make_synthetic", "make_synthetic_tissue", "RegionSummary", "region_summary", "communities", "trainability_graph", "trainability_umap",
     "RULES", "ERRONEOUS_PERCENTILE", "ERRONEOUS_PRECISION", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
     "describe_categories", "second_probability", "ambiguous_cutoff",
+    "Curation", "CurationComparison", "ReviewQueue", "compare_categories", "review_order",
 ]

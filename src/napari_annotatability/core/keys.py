@@ -11,6 +11,8 @@ __all__ = [
     "SUGGESTED_PROB", "LABEL_QUALITY", "OOS_CONFIDENCE", "OOS_PROBABILITIES", "COMMUNITY", "TRAJECTORY", "CONNECTIVITIES", "DISTANCES", "GENE_HIGH",
     "GENE_LOW", "GENE_MID", "UNS", "CATEGORIES", "OTHER_CONFIDENCE", "OTHER_VARIABILITY",
     "OTHER_TRAJECTORY", "UMAP", "SCORE_COLUMNS", "drop_derived", "package_version",
+    "CURATION", "CURATED_SUFFIX", "curated_key", "EDIT_SOURCES", "CATEGORY_BEFORE", "CATEGORY_CHANGE",
+    "CHANGE_UNCHANGED",
 ]
 
 CONFIDENCE = "annot_confidence"
@@ -47,8 +49,26 @@ CATEGORY_COLORS = ("#2ca02c", "#ff9f1c", "#d62728")
 
 SCORE_COLUMNS = (CONFIDENCE, VARIABILITY, CORRECTNESS, AUM)
 
+# curation (core.curation): edits never touch the annotation itself
+#: uns: the edit log of every curated annotation (a dict holding a DataFrame, h5ad-safe)
+CURATION = "annotatability_curation"
+#: obs[f"{label_key}{CURATED_SUFFIX}"]: the curated copy of an annotation
+CURATED_SUFFIX = "_curated"
+#: where an edit came from: the suggested label accepted, a label picked by hand, many cells at once
+EDIT_SOURCES = ("suggestion", "manual", "bulk")
+#: obs: categories before the last retraining on curated labels, and how each cell's moved
+CATEGORY_BEFORE = "annot_category_before"
+CATEGORY_CHANGE = "annot_category_change"
+#: the category of ``obs['annot_category_change']`` of cells whose category did not move
+CHANGE_UNCHANGED = "unchanged"
+
+
+def curated_key(label_key: str) -> str:
+    """The obs column holding the curated copy of ``label_key``."""
+    return f"{label_key}{CURATED_SUFFIX}"
+
 _DERIVED_OBS = (CATEGORY, SUGGESTED_LABEL, SUGGESTED_PROB, COMMUNITY, OTHER_CONFIDENCE, OTHER_VARIABILITY,
-                LABEL_QUALITY, OOS_CONFIDENCE)
+                LABEL_QUALITY, OOS_CONFIDENCE, CATEGORY_BEFORE, CATEGORY_CHANGE)
 _DERIVED_VAR = (GENE_HIGH, GENE_LOW, GENE_MID)
 _DERIVED_OBSM = (OTHER_TRAJECTORY, UMAP, OOS_PROBABILITIES)
 _DERIVED_OBSP = (CONNECTIVITIES, DISTANCES)
@@ -66,7 +86,7 @@ def drop_derived(adata) -> None:
         adata.obsm.pop(k, None)
     for k in _DERIVED_OBSP:
         adata.obsp.pop(k, None)
-    for k in (f"{CATEGORY}_colors", f"{COMMUNITY}_colors"):
+    for k in (f"{CATEGORY}_colors", f"{COMMUNITY}_colors", f"{CATEGORY_BEFORE}_colors", f"{CATEGORY_CHANGE}_colors"):
         adata.uns.pop(k, None)
 
 

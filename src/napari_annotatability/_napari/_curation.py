@@ -1,0 +1,608 @@
+"""The curation dock: review suspicious cells one by one, relabel, retrain, compare.
+
+A thin shell over :mod:`napari_annotatability.core.curation` (edits, undo/redo, the log, the
+review queue, the comparison) and over a layer of cells (``_cells.SpotCells``: select, centre,
+neighbours).  Edits go to ``obs[f"{key}_curated"]``, never to the annotation itself; the log
+lives in ``uns['annotatability_curation']``, so saving the layer (.h5ad) keeps both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtGui import QKeySequence
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QShortcut,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import keys
+from ..core.curation import Curation, ReviewQueue
+from ..core.errors import AnnotatabilityError
+from ._cells import DEFAULT_SPOTS_ACROSS, SpotCells
+from ._colors import color_by, is_categorical
+from ._curation_keys import DOCK_KEYS, bind_viewer_keys
+from ._retrain import RetrainPanel
+from ._legend import show_legend
+from ._selection import spot_layers
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["CurationWidget", "QUEUE_CHOICES", "GROUP_CHOICES", "DOCK_KEYS"]
+
+#: queue source shown -> what core.review_order takes ("selection": the layer's selected spots)
+QUEUE_CHOICES = {
+    "suspicious (erroneous, then ambiguous)": "suspicious",
+    "erroneous": "erroneous",
+    "ambiguous": "ambiguous",
+    "selected spots": "selection",
+}
+#: cells relabelled at once
+GROUP_CHOICES = ("selected spots", "inside drawn shapes", "erroneous", "ambiguous", "review queue")
+
+
+class CurationWidget(QWidget):
+    """Review suspicious cells one by one, relabel one or many, undo, retrain, compare."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.queue: ReviewQueue | None = None
+        self.cells: SpotCells | None = None
+        self._curations: dict[tuple[int, str], Curation] = {}
+        self.spots_across = DEFAULT_SPOTS_ACROSS
+
+        self.layer_combo = ComboBox(label="spots", choices=self._layers, nullable=True)
+        self.key_combo = ComboBox(label="annotation", choices=self._keys, nullable=True)
+        self.layer_combo.changed.connect(self._on_layer)
+        self.key_combo.changed.connect(lambda _v: self._reset_queue())
+        top = QGridLayout()
+        top.addWidget(QLabel("spots"), 0, 0)
+        top.addWidget(self.layer_combo.native, 0, 1)
+        top.addWidget(QLabel("annotation"), 1, 0)
+        top.addWidget(self.key_combo.native, 1, 1)
+
+        # review ------------------------------------------------------------------------------
+        self.queue_combo = QComboBox()
+        self.queue_combo.addItems(list(QUEUE_CHOICES))
+        self.start_button = QPushButton("Start review")
+        self.start_button.clicked.connect(lambda: self.start_review())
+        self.progress = QLabel("Train first, then start a review of the suspicious cells.")
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.TextFormat.RichText)
+        self.info.setMinimumHeight(4 * self.info.fontMetrics().lineSpacing() + 4)  # no relayout per cell
+        self.buttons: dict[str, QPushButton] = {}
+        nav = QGridLayout()
+        for i, (name, text, slot) in enumerate((
+            ("previous", "◀ Previous (P)", self.previous_cell), ("next", "Next (N) ▶", self.next_cell),
+            ("accept", "Accept suggestion (A)", self.accept), ("skip", "Skip: keep label (S)", self.skip),
+        )):
+            btn = QPushButton(text)
+            btn.clicked.connect(lambda _=False, f=slot: f())
+            nav.addWidget(btn, i // 2, i % 2)
+            self.buttons[name] = btn
+        self.label_box = QComboBox()
+        self.label_box.setEditable(True)
+        self.label_box.setToolTip("the label to give; keys 1-9 give the cell under review the n-th label")
+        self.allow_new = QCheckBox("allow a new label")
+        self.allow_new.setToolTip("a label that is not yet a category of the annotation is refused unless ticked")
+        self.buttons["relabel"] = QPushButton("Relabel cell")
+        self.buttons["relabel"].clicked.connect(lambda: self.relabel_current())
+        relabel = QHBoxLayout()
+        relabel.addWidget(QLabel("label"))
+        relabel.addWidget(self.label_box, 1)
+        relabel.addWidget(self.buttons["relabel"])
+        review = QVBoxLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.queue_combo, 1)
+        row.addWidget(self.start_button)
+        review.addLayout(row)
+        review.addWidget(self.progress)
+        review.addWidget(self.info)
+        review.addLayout(nav)
+        review.addLayout(relabel)
+        review.addWidget(self.allow_new)
+        review_box = QGroupBox("Review queue")
+        review_box.setLayout(review)
+
+        # many at once ---------------------------------------------------------------------------
+        self.group_combo = QComboBox()
+        self.group_combo.addItems(list(GROUP_CHOICES))
+        self.buttons["bulk"] = QPushButton("Give them the label")
+        self.buttons["bulk"].clicked.connect(lambda: self.relabel_group())
+        self.buttons["bulk_accept"] = QPushButton("Accept their suggestions")
+        self.buttons["bulk_accept"].clicked.connect(lambda: self.relabel_group(suggested=True))
+        many = QGridLayout()
+        many.addWidget(QLabel("cells"), 0, 0)
+        many.addWidget(self.group_combo, 0, 1)
+        many.addWidget(self.buttons["bulk"], 1, 0)
+        many.addWidget(self.buttons["bulk_accept"], 1, 1)
+        many_box = QGroupBox("Relabel many")
+        many_box.setLayout(many)
+
+        # history --------------------------------------------------------------------------------
+        self.buttons["undo"] = QPushButton("Undo (Ctrl+Z)")
+        self.buttons["undo"].clicked.connect(lambda: self.undo())
+        self.buttons["redo"] = QPushButton("Redo (Ctrl+Shift+Z)")
+        self.buttons["redo"].clicked.connect(lambda: self.redo())
+        self.buttons["export"] = QPushButton("Export edits (CSV)...")
+        self.buttons["export"].clicked.connect(self._ask_csv_path)
+        self.edits = QLabel("")
+        history = QGridLayout()
+        history.addWidget(self.buttons["undo"], 0, 0)
+        history.addWidget(self.buttons["redo"], 0, 1)
+        history.addWidget(self.edits, 1, 0)
+        history.addWidget(self.buttons["export"], 1, 1)
+
+        # retrain and compare --------------------------------------------------------------------
+        self.retraining = RetrainPanel(self.viewer, self._say, self._retrain_finished)
+        self.compare = self.retraining.compare
+        self.buttons["retrain"] = self.retraining.button
+        self.buttons["retrain"].clicked.connect(lambda: self.retrain())
+        self.buttons["color_change"] = self.retraining.color_change
+        self.buttons["color_change"].clicked.connect(lambda: self.color(keys.CATEGORY_CHANGE))
+        self.buttons["color_curated"] = self.retraining.color_curated
+        self.buttons["color_curated"].clicked.connect(lambda: self.color(None))
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        # the content scrolls: a dock this tall would otherwise stretch the window past the screen
+        inner = QWidget()
+        scroll = _Scroll()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(inner)
+        layout.addLayout(top)
+        layout.addWidget(review_box)
+        layout.addWidget(many_box)
+        layout.addLayout(history)
+        layout.addWidget(self.retraining)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.shortcuts: dict[str, QShortcut] = {}
+        for key, method in DOCK_KEYS.items():
+            self._shortcut(key, getattr(self, method))
+        for k in range(1, 10):
+            self._shortcut(str(k), lambda k=k: self.relabel_current(index=k - 1))
+        self.viewer_keys = bind_viewer_keys(self.viewer, self)
+
+        self.viewer.layers.events.inserted.connect(self._on_layers)
+        self.viewer.layers.events.removed.connect(self._on_layers)
+        self._on_layers()
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _shortcut(self, key: str, slot) -> None:
+        sc = QShortcut(QKeySequence(key), self)
+        sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        sc.activated.connect(slot)
+        self.shortcuts[key] = sc
+
+    # -- choices --------------------------------------------------------------------------------
+    def _layers(self, _w=None) -> list:
+        return spot_layers(self.viewer)
+
+    def _keys(self, _w=None) -> list[str]:
+        layer = self.layer_combo.value if hasattr(self, "layer_combo") else None
+        if layer is None:
+            return []
+        obs = layer.metadata["adata"].obs
+        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY, keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE}
+        curated = {keys.curated_key(c) for c in obs.columns}  # copies made here, not annotations
+        return [c for c in obs.columns if c not in derived and c not in curated
+                and is_categorical(obs[c]) and obs[c].dtype != bool and 2 <= obs[c].nunique() <= 200]
+
+    def _on_layers(self, _event=None) -> None:
+        was = self.cells
+        self.layer_combo.reset_choices()
+        if self.layer_combo.value is None and self.layer_combo.choices:
+            self.layer_combo.value = self.layer_combo.choices[-1]
+        self._on_layer()
+        if was is not None and not was.is_open():
+            self._say(f"The layer {was.name!r} was closed: its AnnData keeps the curated labels and the edit log "
+                      "(save it from Python, or re-open it). Pick another layer to go on.")
+
+    def _on_layer(self, _value=None) -> None:
+        layer = self.layer_combo.value
+        if self.cells is not None and self.cells.layer is layer:
+            return
+        self.cells = SpotCells(self.viewer, layer) if layer is not None else None
+        previous = self.key_combo.value
+        self.key_combo.reset_choices()
+        if layer is not None:
+            info = layer.metadata["adata"].uns.get(keys.UNS, {})
+            trained = info.get("label_key") if isinstance(info, dict) else None
+            if trained and trained.endswith(keys.CURATED_SUFFIX):
+                trained = trained[: -len(keys.CURATED_SUFFIX)]
+            options = [c for c in self.key_combo.choices if c is not None]
+            for key in (previous, trained, "label", *options[:1]):
+                if key in options:
+                    self.key_combo.value = key
+                    break
+        self._reset_queue()
+
+    def _reset_queue(self) -> None:
+        self.queue = None
+        self.retraining.clear()
+        self._refresh_labels()
+        self._update()
+
+    # -- state ----------------------------------------------------------------------------------
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        if error:
+            from napari.utils.notifications import show_error
+
+            show_error(f"Annotatability curation: {text}")
+
+    def _ready(self) -> tuple[SpotCells, Curation] | None:
+        """The layer of cells and its curation, or None (and a message saying why)."""
+        cells = self.cells
+        if cells is None or not cells.is_open():
+            name = f" {cells.name!r}" if cells is not None else ""
+            self._say(f"The spots layer{name} is closed or none is picked: pick a spots layer first "
+                      "(nothing was lost: the AnnData keeps the curated labels and the log).", error=True)
+            return None
+        key = self.key_combo.value
+        if key is None:
+            self._say("Pick the annotation to curate.", error=True)
+            return None
+        ident = (id(cells.adata), key)
+        if ident not in self._curations:
+            try:
+                self._curations[ident] = Curation(cells.adata, key)
+            except AnnotatabilityError as err:
+                self._say(str(err), error=True)
+                return None
+        return cells, self._curations[ident]
+
+    @property
+    def curation(self) -> Curation | None:
+        ready = self._ready()
+        return ready[1] if ready else None
+
+    def _editable(self, cells) -> bool:
+        if cells.training:
+            self._say("A training is running on this layer: edits wait until it has finished (it reads the labels "
+                      "in several stages).", error=True)
+            return False
+        return True
+
+    def _refresh_labels(self) -> None:
+        current = self.label_box.currentText()
+        self.label_box.clear()
+        layer, key = self.layer_combo.value, self.key_combo.value
+        if layer is None or key is None:
+            return
+        adata = layer.metadata["adata"]
+        col = adata.obs[keys.curated_key(key)] if keys.curated_key(key) in adata.obs else adata.obs[key]
+        cats = [str(c) for c in col.cat.categories] if hasattr(col, "cat") else sorted(col.dropna().astype(str).unique())
+        self.label_box.addItems(cats)
+        if current in cats:
+            self.label_box.setCurrentText(current)
+
+    def _update(self) -> None:
+        q, cells = self.queue, self.cells
+        ident = (id(cells.adata), self.key_combo.value) if cells is not None else None
+        cur = self._curations.get(ident)
+        self.edits.setText(f"{cur.n_edits} edits" if cur is not None else "no edits")
+        if q is None or cells is None:
+            self.info.setText("")
+            return
+        if not len(q):
+            self.progress.setText("The queue is empty.")
+            self.info.setText("")
+            return
+        self.progress.setText(f"{q.progress()} · cell {q.position + 1} of {len(q)}")
+        self.info.setText(self._describe(cells, cur, q.current))
+
+    def _describe(self, cells, cur: Curation | None, cell: int) -> str:
+        adata = cells.adata
+        obs = adata.obs
+        key = self.key_combo.value
+
+        def value(col, fmt="{}"):
+            if col not in obs:
+                return "—"
+            v = obs[col].iloc[cell]
+            return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
+
+        now = value(cur.curated_key) if cur is not None and cur.curated_key in obs else value(key)
+        lines = [f"<b>{adata.obs_names[cell]}</b> &nbsp; {value(keys.CATEGORY)}, label quality "
+                 f"{value(keys.LABEL_QUALITY, '{:.2f}')}",
+                 f"label: <b>{now}</b>" + (f" (originally {value(key)})" if now != value(key) else ""),
+                 f"suggested: <b>{value(keys.SUGGESTED_LABEL)}</b> (p {value(keys.SUGGESTED_PROB, '{:.2f}')})"]
+        col = cur.curated_key if cur is not None and cur.curated_key in obs else key
+        near = obs[col].iloc[cells.neighbours(cell)].astype(str).value_counts()
+        lines.append("neighbours: " + ", ".join(f"{name} {n}" for name, n in near.items()))
+        return "<br>".join(lines)
+
+    # -- review ---------------------------------------------------------------------------------
+    def start_review(self, source: str | None = None) -> ReviewQueue | None:
+        """Build the queue (``source``: a key of ``QUEUE_CHOICES`` or its value) and show its first cell."""
+        ready = self._ready()
+        if ready is None:
+            return None
+        cells, _ = ready
+        source = source or self.queue_combo.currentText()
+        source = QUEUE_CHOICES.get(source, source)
+        try:
+            if source == "selection":
+                picked = cells.selection()
+                if not picked.size:
+                    self._say("No spots are selected: select some (select mode, the data map's lasso) first.",
+                              error=True)
+                    return None
+                self.queue = ReviewQueue.build(cells.adata, picked)
+            else:
+                self.queue = ReviewQueue.build(cells.adata, source)
+        except AnnotatabilityError as err:
+            self._say(str(err), error=True)
+            return None
+        if not len(self.queue):
+            self._say(f"No {source} cells to review.")
+            self._update()
+            return self.queue
+        self._open_inspector()
+        self._say(f"Reviewing {len(self.queue)} cells: A accepts the suggestion, S keeps the label, 1-9 give "
+                  "the n-th label, N / P move on and back.")
+        self._show()
+        return self.queue
+
+    def _open_inspector(self) -> None:
+        window = getattr(self.viewer, "window", None)
+        if window is not None and hasattr(window, "add_plugin_dock_widget"):
+            try:
+                window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
+            except Exception:  # noqa: BLE001 - the review works without it
+                pass
+
+    def _show(self) -> None:
+        """Centre on the queue's current cell, select it (the inspector follows), describe it."""
+        cells, q = self.cells, self.queue
+        if q is None or q.current is None or cells is None:
+            return
+        if not cells.is_open():
+            self._ready()  # says the layer is closed
+            return
+        cells.centre(q.current, self.spots_across)
+        cells.select(q.current)
+        self._update()
+
+    def _queue_ready(self) -> bool:
+        if self._ready() is None:
+            return False
+        if self.queue is None or not len(self.queue):
+            self._say("Start a review first (no cells are queued).", error=True)
+            return False
+        return True
+
+    def next_cell(self) -> int | None:
+        if not self._queue_ready():
+            return None
+        if self.queue.next() is None:
+            self._say("That was the last cell of the queue.")
+        self._show()
+        return self.queue.current
+
+    def previous_cell(self) -> int | None:
+        if not self._queue_ready():
+            return None
+        if self.queue.previous() is None:
+            self._say("This is the first cell of the queue.")
+        self._show()
+        return self.queue.current
+
+    def _advance(self) -> None:
+        q = self.queue
+        q.mark_reviewed()
+        if q.next_unreviewed() is None:
+            self._say(f"All {len(q)} cells reviewed. Retrain on the curated labels to see what changed.")
+        self._show()
+
+    def accept(self) -> int:
+        """Give the cell under review its suggested label, then go to the next cell not reviewed."""
+        return self._edit_current(lambda cur, cell: cur.accept_suggestions([cell]))
+
+    def skip(self) -> None:
+        """Keep the cell's label (it counts as reviewed) and go on."""
+        if self._queue_ready():
+            self._advance()
+
+    def relabel_current(self, label: str | None = None, index: int | None = None) -> int:
+        """Give the cell under review ``label`` (or the label box's, or the ``index``-th category)."""
+        def run(cur, cell):
+            lab = label
+            if index is not None:
+                cats = cur.categories
+                if index >= len(cats):
+                    raise AnnotatabilityError(f"there is no label {index + 1}: the annotation has {len(cats)}")
+                lab = cats[index]
+            lab = self.label_box.currentText() if lab is None else lab
+            return cur.relabel([cell], lab, source="manual", allow_new=self.allow_new.isChecked())
+
+        return self._edit_current(run)
+
+    def _edit_current(self, edit) -> int:
+        if not self._queue_ready():
+            return 0
+        cells, cur = self._ready()
+        if not self._editable(cells):
+            return 0
+        try:
+            n = edit(cur, self.queue.current)
+        except AnnotatabilityError as err:
+            self._say(str(err), error=True)
+            return 0
+        self._after_edit(cells, cur)
+        self._advance()
+        return n
+
+    def _after_edit(self, cells, cur: Curation) -> None:
+        cells.show_columns([cur.curated_key])
+        if cells.layer.metadata.get("color_by") == cur.curated_key:
+            color_by(cells.layer, cells.adata, cur.curated_key)
+        if self.label_box.count() != len(cur.categories):
+            self._refresh_labels()
+        self._update()
+
+    # -- many at once ---------------------------------------------------------------------------
+    def group(self, which: str | None = None) -> np.ndarray:
+        """The cells of a group of ``GROUP_CHOICES`` (default: the one chosen in the dock)."""
+        cells = self.cells
+        which = which or self.group_combo.currentText()
+        if which == "selected spots":
+            return cells.selection()
+        if which == "inside drawn shapes":
+            return cells.in_shapes()
+        if which == "review queue":
+            return self.queue.cells if self.queue is not None else np.zeros(0, np.int64)
+        obs = cells.adata.obs
+        if keys.CATEGORY not in obs:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero((obs[keys.CATEGORY].astype(str) == which).to_numpy())
+
+    def relabel_group(self, which: str | None = None, label: str | None = None, suggested: bool = False) -> int:
+        """Give every cell of a group ``label`` (or each its suggestion) in one action (one undo)."""
+        ready = self._ready()
+        if ready is None:
+            return 0
+        cells, cur = ready
+        if not self._editable(cells):
+            return 0
+        which = which or self.group_combo.currentText()
+        idx = self.group(which)
+        if not idx.size:
+            self._say(f"No cells in '{which}': select spots (select mode, the data map's lasso) or draw a shape.",
+                      error=True)
+            return 0
+        try:
+            if suggested:
+                n = cur.accept_suggestions(idx)
+            else:
+                lab = self.label_box.currentText() if label is None else label
+                n = cur.relabel(idx, lab, source="bulk", allow_new=self.allow_new.isChecked())
+        except AnnotatabilityError as err:
+            self._say(str(err), error=True)
+            return 0
+        self._after_edit(cells, cur)
+        self._say(f"Relabelled {n} of {idx.size} cells ({which}); Undo takes them all back.")
+        return n
+
+    # -- history --------------------------------------------------------------------------------
+    def undo(self) -> np.ndarray | None:
+        return self._history("undo")
+
+    def redo(self) -> np.ndarray | None:
+        return self._history("redo")
+
+    def _history(self, what: str) -> np.ndarray | None:
+        ready = self._ready()
+        if ready is None:
+            return None
+        cells, cur = ready
+        if not self._editable(cells):
+            return None
+        try:
+            changed = getattr(cur, what)()
+        except AnnotatabilityError as err:
+            msg = str(err)
+            self._say(msg[:1].upper() + msg[1:], error=True)
+            return None
+        self._after_edit(cells, cur)
+        q = self.queue
+        if q is not None and changed.size == 1 and q.find(changed[0]) is not None:
+            q.goto(q.find(changed[0]))  # back to the cell whose edit was taken back
+            self._show()
+        self._say(f"{what.capitalize()}: {changed.size} cell{'s' if changed.size != 1 else ''}.")
+        return changed
+
+    def _ask_csv_path(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export edits", "edits.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path) -> str | None:
+        """Write the edit log as CSV (cell, original, previous, curated, source, time)."""
+        cur = self.curation
+        if cur is None:
+            return None
+        try:
+            return cur.write_csv(path)
+        except AnnotatabilityError as err:
+            self._say(f"Edits not saved: {err}", error=True)
+            return None
+
+    # -- retrain and compare --------------------------------------------------------------------
+    @property
+    def is_retraining(self) -> bool:
+        return self.retraining.running
+
+    @property
+    def comparison(self):
+        """What the last retraining changed (``core.curation.CurationComparison``), or None."""
+        return self.retraining.comparison
+
+    def retrain(self, start: bool = True):
+        """Train on ``<key>_curated`` through the Annotatability widget; returns the worker.
+
+        Refused (None, a message) while a training runs, without a layer, or without edits.
+        When it finishes, the categories are compared with those before (``compare_categories``).
+        """
+        ready = self._ready()
+        return self.retraining.retrain(*ready, start=start) if ready is not None else None
+
+    def _retrain_finished(self) -> None:
+        self.queue = None  # the categories changed: a new review starts from them
+        self._update()
+
+    def color(self, key: str | None) -> None:
+        """Colour the spots by ``key`` (None: the curated labels), with a legend."""
+        ready = self._ready()
+        if ready is None:
+            return
+        cells, cur = ready
+        key = key or cur.curated_key
+        _ = cur.labels
+        cells.show_columns([cur.curated_key])
+        if key not in cells.adata.obs:
+            self._say("Retrain on the curated labels first: there is no change to show yet.", error=True)
+            return
+        colors = color_by(cells.layer, cells.adata, key)
+        counts = cells.layer.features[key].astype(str).value_counts().to_dict()
+        if key == keys.CATEGORY_CHANGE:
+            colors = {k: v for k, v in colors.items() if counts.get(k, 0)}
+        show_legend(self.viewer, key, colors, counts)
+
+
+class _Scroll(QScrollArea):
+    """A scroll area that asks for its content's full size (and may be given less)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        hint = inner.sizeHint()
+        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
