@@ -59,11 +59,14 @@ COMPETITORS = ("published", "cleanlab+LR", "cleanlab+MLP")
 #: candidate training recipes: keyword arguments of core.score (the first is the shipped default)
 RECIPES = {
     "default": {},
-    # the previous learning-rate rule: lr = 1 / mean|x|^2 of the standardised input in [1e-3, 1e-2]
-    "old-lr": {"lr_gain": 1.0},
+    # raw counts standardised after log-normalisation, as every other kind is (the default until 2026-11-30)
+    "std-counts": {"standardize": True},
+    # cells drawn in proportion to count(class) ** -0.5 (the default balance is 1: every class equally often)
+    "sqrt-balanced": {"balanced": 0.5},
     "unbalanced": {"balanced": False},
+    # the previous learning-rate rule: lr = 1 / mean|x|^2 of what the network sees, in [1e-3, 1e-2]
+    "old-lr": {"lr_gain": 1.0},
     "no-std": {"standardize": False},
-    "no-std-counts": {"no_std_for": ["counts"]},  # standardise every kind but raw counts
 }
 
 
@@ -83,17 +86,17 @@ def dataset_meta(adata) -> dict:
 def _train_kwargs(meta: dict, recipe: dict) -> dict:
     """Keyword arguments of core.score for a candidate on a dataset (see ``dataset_meta``).
 
-    ``lr_gain`` replaces the recipe's LR_GAIN; ``no_std_for`` lists input kinds not standardised.
+    ``lr_gain`` replaces the recipe's LR_GAIN.
     """
     from napari_annotatability.core import recipes
 
+    from napari_annotatability.core import inputs
+
     kw = dict(recipe)
-    kinds = kw.pop("no_std_for", None)
-    if kinds is not None and meta["kind"] in kinds:
-        kw["standardize"] = False
     gain = kw.pop("lr_gain", None)
     if gain is not None:  # the lr that rule gives on what the network sees (standardised: mean|x|^2 = features)
-        sq = meta[f"square_norm_std{int(kw.get('standardize', True) is not False)}"]
+        std = kw.get("standardize", inputs.DEFAULT_STANDARDIZE.get(meta["kind"], True))
+        sq = meta[f"square_norm_std{int(bool(std))}"]
         kw["lr"] = float(np.clip(gain / sq, *recipes.LR_RANGE))
     return kw
 
@@ -116,6 +119,8 @@ COMBINATIONS = {
     "geo-oos3": lambda s: _logistic(s["aum"]) ** 0.25 * np.clip(s["oos"], 0, 1) ** 0.75,
     # the shipped one, through the package's own function (IN_SAMPLE_WEIGHT = 0.75)
     "geo-aum3": lambda s: _label_quality(s["aum"], s["oos"]),
+    # with the in-sample confidence too (the published package's score)
+    "geo-conf": lambda s: np.cbrt(np.clip(s["confidence"], 0, 1) * _logistic(s["aum"]) * np.clip(s["oos"], 0, 1)),
 }
 
 
@@ -323,7 +328,17 @@ def recipe_tag(meta: dict, recipe: dict) -> str:
 
     consts = [recipes.STEP_BUDGET, recipes.MIN_EPOCHS, recipes.MAX_EPOCHS, list(recipes.LR_RANGE),
               getattr(recipes, "LR_GAIN", 1.0), recipes.MIN_HIDDEN, inputs.N_TOP_GENES]
-    blob = json.dumps([_train_kwargs(meta, recipe), consts], sort_keys=True)
+    kw = _train_kwargs(meta, recipe)
+    # what it trains with, resolved and spelled as the runs cached before these defaults could
+    # change were: class balance (1) and standardisation as no argument, else their values
+    balance = kw.pop("balanced", getattr(recipes, "BALANCE", 1.0))
+    if balance is False or (balance is not True and float(balance) == 0.0):
+        kw["balanced"] = False
+    elif balance is not True and float(balance) != 1.0:
+        kw["balanced"] = float(balance)
+    if not kw.pop("standardize", inputs.DEFAULT_STANDARDIZE.get(meta["kind"], True)):
+        kw["standardize"] = False
+    blob = json.dumps([kw, consts], sort_keys=True)
     return "ours-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -415,7 +430,7 @@ def collect(cache: Cache, names: list[str], seeds: list[int], recipes: dict) -> 
 def _choose(margins: pd.DataFrame) -> str:
     """The candidate whose worst dataset is best (ties: the best mean): a default must not fail anywhere.
 
-    ``margins``: dataset x candidate, mean AUROC margin over the best competitor.  Maximising the
+    ``margins``: dataset x candidate, mean AUROC minus the best competitor's mean.  Maximising the
     mean instead picks candidates that win a little on most sets and collapse on one (the old
     learning-rate rule: pbmc68k_reduced -0.12).
     """
@@ -426,10 +441,18 @@ def _choose(margins: pd.DataFrame) -> str:
 def lodo(df: pd.DataFrame, real: set[str]) -> tuple[pd.DataFrame, str]:
     """Leave-one-dataset-out choice of our candidate; returns the held-out table and the overall choice."""
     mean = df.groupby(["dataset", "noise", "method"])["auroc"].mean().unstack("method")
-    best_comp = mean[[c for c in COMPETITORS if c in mean]].max(axis=1)
+    comps = [c for c in COMPETITORS if c in mean]
     cands = [c for c in mean.columns if c.startswith("ours:")]
-    margin = mean[cands].sub(best_comp, axis=0)  # (dataset, noise) x candidate
-    per_dataset = margin.groupby(level="dataset").mean()
+    # the target's measure: a candidate's mean AUROC over a dataset's runs (settings x seeds)
+    # minus the best competitor's mean over the same runs
+    runs = df.pivot_table(index=["dataset", "noise", "seed"], columns="method", values="auroc")
+    per_dataset = pd.DataFrame(index=mean.index.get_level_values("dataset").unique(), columns=cands, dtype=float)
+    for d in per_dataset.index:
+        block = runs.loc[d]
+        for c in cands:
+            ran = block[c].notna()
+            if ran.any():
+                per_dataset.loc[d, c] = block.loc[ran, c].mean() - block.loc[ran, comps].mean().max()
     complete = [c for c in cands if per_dataset[c].notna().all()]
     if not complete:
         raise SystemExit("no candidate of ours ran on every dataset asked for: run them, or narrow --datasets")
@@ -460,12 +483,20 @@ def _lodo_lines(df: pd.DataFrame, real: set[str], titles: dict) -> list[str]:
                      f"{r.get('cleanlab+LR', np.nan):.3f} | {r.get('cleanlab+MLP', np.nan):.3f} | "
                      f"{r['ours − best']:+.3f} |")
     per = held.groupby("dataset", sort=False).agg(real=("real", "first"), gap=("ours − best", "mean"),
-                                                   worst=("ours − best", "min"))
-    lines += ["", "| dataset | runs (settings × seeds) | mean ours − best competitor | worst setting | meets ≥ −0.005 |",
-              "|---|---|---|---|---|"]
+                                                   worst=("ours − best", "min"), ours=("ours", "mean"),
+                                                   **{c: (c, "mean") for c in COMPETITORS if c in held})
+    lines += ["", "The target: ours ≥ the best competitor − 0.005 in mean AUROC over the settings (their means "
+              "compared; the stricter column compares with the best competitor of each setting).", "",
+              "| dataset | runs (settings × seeds) | ours (mean) | best competitor (mean) | ours − best "
+              "| stricter: mean of ours − best per setting | worst setting | meets ≥ −0.005 |",
+              "|---|---|---|---|---|---|---|---|"]
     for d, r in per.iterrows():
+        comp = {c: r[c] for c in COMPETITORS if c in r}
+        best = max(comp, key=comp.get)
+        gap = r["ours"] - comp[best]
         lines.append(f"| {titles.get(d, d)}{'' if r['real'] else ' (synthetic)'} | {int(runs.get(d, 0))} | "
-                     f"{r['gap']:+.3f} | {r['worst']:+.3f} | {'yes' if r['gap'] >= -0.005 else '**no**'} |")
+                     f"{r['ours']:.3f} | {comp[best]:.3f} ({best}) | {gap:+.3f} | {r['gap']:+.3f} | "
+                     f"{r['worst']:+.3f} | {'yes' if gap >= -0.005 else '**no**'} |")
     return lines
 
 

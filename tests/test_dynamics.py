@@ -169,3 +169,31 @@ def test_seed_ensemble_averages_its_members(synthetic):
     np.testing.assert_allclose(progress[-1].confidence, e.obs[keys.CONFIDENCE].to_numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(core.AnnotatabilityInputError, match="n_seeds"):
         core.training_dynamics(a.copy(), "label", epochs=2, n_seeds=0)
+
+
+def test_partial_class_balance_draws_in_proportion_to_a_power_of_the_class_size():
+    from napari_annotatability.core._config import TrainConfig
+    from napari_annotatability.core._engine import _sampling_weights
+    from napari_annotatability.core.errors import AnnotatabilityInputError
+
+    y = np.array([0] * 100 + [1] * 25 + [2] * 4)
+    w = _sampling_weights(y, 4, 0.5)
+    per_class = np.array([w[y == c].sum() for c in range(3)])
+    np.testing.assert_allclose(per_class / per_class.sum(), np.sqrt([100, 25, 4]) / np.sqrt([100, 25, 4]).sum())
+    np.testing.assert_array_equal(_sampling_weights(y, 4, 1.0), 1.0 / np.bincount(y)[y])
+    assert TrainConfig(balanced=True).balanced is True and TrainConfig(balanced=0.5).balanced == 0.5
+    for bad in (1.5, -0.1, "yes"):
+        with pytest.raises(AnnotatabilityInputError, match="balanced"):
+            TrainConfig(balanced=bad)
+
+
+def test_balance_one_is_class_balance_and_zero_is_a_shuffle():
+    a = core.make_synthetic(400, 30, n_classes=3, seed=2)
+    runs = {}
+    for b in (True, 1.0, False, 0.0):
+        x = a.copy()
+        core.training_dynamics(x, "label", epochs=3, seed=1, balanced=b)
+        runs[b] = x.obs["annot_confidence"].to_numpy()
+    np.testing.assert_array_equal(runs[True], runs[1.0])
+    np.testing.assert_array_equal(runs[False], runs[0.0])
+    assert not np.array_equal(runs[True], runs[False])

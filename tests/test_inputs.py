@@ -83,10 +83,11 @@ def test_kinds_are_detected():
 
 def test_plans_by_kind():
     a = _counts()
-    plan = inputs.resolve_input(a.X, a.var_names, "auto")
-    assert plan["kind"] == "counts" and plan["steps"] == ["normalize_total", "log1p", "standardize"]
-    assert plan["target_sum"] == 1e4 and plan["standardize"] and plan["clip"] == 10.0
-    assert inputs.resolve_input(a.X, None, "auto", standardize=False)["steps"] == ["normalize_total", "log1p"]
+    plan = inputs.resolve_input(a.X, a.var_names, "auto")  # counts: normalised and log1p-ed, not standardised
+    assert plan["kind"] == "counts" and plan["steps"] == ["normalize_total", "log1p"]
+    assert plan["target_sum"] == 1e4 and not plan["standardize"]
+    std = inputs.resolve_input(a.X, None, "auto", standardize=True)
+    assert std["steps"] == ["normalize_total", "log1p", "standardize"] and std["clip"] == 10.0
     asis = inputs.resolve_input(a.X, None, "as-is")
     assert asis["steps"] == [] and asis["kind"] == "counts" and not asis["standardize"]
     assert inputs.resolve_input(a.X, None, "as-is", standardize=True)["steps"] == ["standardize"]
@@ -104,7 +105,7 @@ def test_transform_equals_scanpy_normalize_log1p_scale(sparse):
     a = _counts(sparse=sparse)
     X = a.X.toarray() if sparse else a.X
     ref = _scanpy_reference(X)
-    source, plan = _auto(a)
+    source, plan = _auto(a, standardize=True)
     rows = np.array([0, 5, 17, 239])
     got = source.take(torch.from_numpy(rows)).numpy()
     np.testing.assert_allclose(got, ref.X[rows], rtol=1e-4, atol=1e-4)
@@ -120,7 +121,7 @@ def test_transform_equals_scanpy_normalize_log1p_scale(sparse):
 def test_counts_with_many_genes_keep_the_highly_variable_ones():
     a = _counts(n=150, g=inputs.N_TOP_GENES + 100, k=3, seed=1, sparse=True)
     ref = _scanpy_reference(a.X.toarray(), hvg=inputs.N_TOP_GENES)
-    source, plan = _auto(a)
+    source, plan = _auto(a, standardize=True)
     assert plan["steps"] == ["normalize_total", "log1p", "highly_variable_genes", "standardize"]
     assert plan["n_top_genes"] == inputs.N_TOP_GENES and source.n_vars == len(plan["genes"])
     assert plan["genes"] == [f"g{j}" for j in ref.var_names]
@@ -180,8 +181,9 @@ def test_huge_raw_counts_give_finite_scores_and_a_warning():
     _all_finite(a)
     params = a.uns[keys.UNS]["params"]
     assert params["input"]["kind"] == "counts" and params["input"]["mode"] == "auto"
-    # the learning rate follows the transformed input: mean |x|^2 ~ n_features after standardising
-    assert 0.5 * 200 < params["derived"]["mean_square_norm"] < 1.5 * 200
+    # the learning rate follows the transformed input (log-normalised: each of the 200 features
+    # is log1p of at most 1e4), not the raw counts' mean |x|^2 > 1e8
+    assert 1.0 < params["derived"]["mean_square_norm"] < 200 * np.log1p(1e4) ** 2
     assert params["lr"] == pytest.approx(np.clip(LR_GAIN / params["derived"]["mean_square_norm"], *LR_RANGE))
     assert np.isfinite(a.var[keys.GENE_HIGH]).all()
 
@@ -286,7 +288,7 @@ def test_as_is_reproduces_the_old_training_bit_for_bit():
     res = drive(core.iter_training_dynamics(a, "label", epochs=3, seed=2, input="as-is"))
     lr = float(np.clip(LR_GAIN / mean_square_norm(a.X), *LR_RANGE))  # the recipe's rule, on X itself
     assert res.params["lr"] == lr and res.params["input"]["steps"] == []
-    cfg = TrainConfig(epochs=3, lr=lr, seed=2, min_hidden=res.params["min_hidden"])
+    cfg = TrainConfig(epochs=3, lr=lr, seed=2, min_hidden=res.params["min_hidden"], balanced=res.params["balanced"])
     y = a.obs["label"].cat.codes.to_numpy().astype(np.int64)
     old = drive(run(RowSource(a.X, CPU), y, 5, cfg, record=[y]))
     np.testing.assert_array_equal(res.trajectory, old.trajectories[0])

@@ -42,7 +42,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
     g.add_argument("--depth", type=int, default=3, choices=(3, 4, 5), help="network depth (default 3)")
     g.add_argument("--min-hidden", type=int, default=None, help="floor on hidden widths (default: from the recipe)")
-    g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling")
+    g.add_argument("--balance", type=float, default=None, metavar="P",
+                   help="draw cells in proportion to count(class)^-P: 1 = every class equally often (the published "
+                        "sampler), 0 = a shuffle (default: the recipe's)")
+    g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling (--balance 0)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--n-seeds", type=int, default=1,
                    help="train a seed ensemble of N networks and average their scores (default 1; costs N trainings)")
@@ -157,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
 def _training_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         recipe=a.recipe, epochs=a.epochs, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, depth=a.depth,
-        min_hidden=a.min_hidden, balanced=not a.unbalanced, seed=a.seed, device=a.device, layer=a.layer,
+        min_hidden=a.min_hidden, balanced=0.0 if a.unbalanced else a.balance, seed=a.seed, device=a.device, layer=a.layer,
         n_seeds=a.n_seeds, input=a.input_mode,
     )
 

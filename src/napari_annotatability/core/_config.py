@@ -15,7 +15,9 @@ class TrainConfig:
     """Hyper-parameters shared by every training the package runs.
 
     Defaults are the published ones (Karin et al. 2024): SGD with momentum 0.9, lr 1e-3,
-    batch 256, class-balanced sampling with replacement, an MLP of depth 3.
+    batch 256, class-balanced sampling with replacement, an MLP of depth 3.  ``balanced`` may
+    also be a number ``p`` in [0, 1]: cells are drawn with probability proportional to
+    ``count(class) ** -p`` (True = 1: every class equally often; False = 0: a plain shuffle).
     """
 
     epochs: int = 50
@@ -23,7 +25,7 @@ class TrainConfig:
     momentum: float = 0.9
     batch_size: int = 256
     depth: int = 3
-    balanced: bool = True
+    balanced: bool | float = True
     min_hidden: int = 32
     seed: int = 0
     eval_batch_size: int = 4096
@@ -33,6 +35,11 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 object.__setattr__(self, name, int(value))
+        if not isinstance(self.balanced, bool):
+            if not isinstance(self.balanced, numbers.Real) or not 0.0 <= float(self.balanced) <= 1.0:
+                raise AnnotatabilityInputError(
+                    f"balanced must be True, False or a number in [0, 1] (got {self.balanced!r})")
+            object.__setattr__(self, "balanced", float(self.balanced))
         for name in ("lr", "momentum"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool):

@@ -76,9 +76,14 @@ class EngineOutput:
     restarts: int = 0
 
 
-def _sampling_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+def _sampling_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> np.ndarray:
+    """Per-cell sampling weight ``count(class) ** -power`` (1: class-balanced)."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    inv = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    inv = np.zeros_like(counts)
+    if power == 1.0:  # exactly 1 / count, as always (the same draws for the same seed)
+        np.divide(1.0, counts, out=inv, where=counts > 0)
+    else:
+        np.power(counts, -float(power), out=inv, where=counts > 0)
     return inv[y]
 
 
@@ -171,7 +176,8 @@ def _run_once(
         raise AnnotatabilityInputError("no cell to train on")
     y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device)
     rows_t = torch.from_numpy(rows)
-    weights = torch.from_numpy(_sampling_weights(y[rows], n_classes)) if cfg.balanced else None
+    power = float(cfg.balanced)  # True = 1 (class-balanced), False = 0 (a shuffle), or in between
+    weights = torch.from_numpy(_sampling_weights(y[rows], n_classes, power)) if power > 0 else None
 
     n = source.n_obs
     out = EngineOutput(model=model)

@@ -158,7 +158,7 @@ def iter_training_dynamics(
     momentum: float = 0.9,
     batch_size: int = 256,
     depth: int = 3,
-    balanced: bool = True,
+    balanced: bool | float | None = None,
     layer: str | None = None,
     device: str = "auto",
     seed: int = 0,
@@ -196,7 +196,7 @@ def iter_training_dynamics(
                             epochs=epochs, lr=lr, min_hidden=min_hidden, seed=sample_seed, steps=steps)
     cfg = TrainConfig(
         epochs=chosen["epochs"], lr=chosen["lr"], momentum=momentum, batch_size=batch_size, depth=depth,
-        balanced=bool(balanced), min_hidden=chosen["min_hidden"], seed=seed, eval_batch_size=eval_batch_size,
+        balanced=chosen["balanced"] if balanced is None else balanced, min_hidden=chosen["min_hidden"], seed=seed, eval_batch_size=eval_batch_size,
     )
     if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
         raise AnnotatabilityInputError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
@@ -313,7 +313,10 @@ def training_dynamics(adata, label_key: str, *, progress: bool = False, copy: bo
         with ``"as-is"``).
     momentum, batch_size, depth, balanced
         The published optimiser and architecture (SGD momentum 0.9, batch 256, depth 3,
-        class-balanced sampling).
+        class-balanced sampling).  ``balanced`` may be a number ``p`` in [0, 1]: cells are drawn
+        with probability proportional to ``count(class) ** -p`` (True = 1: class-balanced, the
+        published sampler; False = 0: a shuffle); None (default): the recipe's (``recipes.BALANCE``
+        for ``"adaptive"``, 1 for ``"published"``).
     layer
         Use ``adata.layers[layer]`` instead of ``X``.
     device
