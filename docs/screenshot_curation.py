@@ -63,7 +63,8 @@ def main() -> None:
     dock.next_cell()
     settle(60)
     img = Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB")
-    img.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(OUT / "curation.png", optimize=True)
+    # no palette quantisation: a median cut merges the legend's small red swatch into the orange
+    img.save(OUT / "curation.png", optimize=True)
     print(f"wrote {OUT / 'curation.png'} ({img.size[0]} x {img.size[1]}); {worker is not None=}")
     viewer.close()
 
