@@ -26,6 +26,7 @@ def _no_user_choice(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(_threads, "_last_load", None)
     monkeypatch.setattr(_threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(_threads, "_runnable_others", lambda: 0.0)
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
@@ -63,9 +64,7 @@ def test_a_busy_core_elsewhere_takes_a_thread_and_an_idle_machine_gives_it_back(
     sampler = FakeSampler(0.0)
     monkeypatch.setattr(_threads, "_CpuSampler", lambda: sampler)
     with ThreadGovernor(BIG, interval=0.0) as gov:
-        assert torch.get_num_threads() == 1  # unknown load: start modest
-        gov.tick()
-        assert torch.get_num_threads() == 2  # idle: both cores
+        assert torch.get_num_threads() == 2  # nothing else runnable: both cores
         sampler.load = 1.0
         gov.tick()
         assert torch.get_num_threads() == 1  # one core busy elsewhere: its fair share
@@ -75,7 +74,14 @@ def test_a_busy_core_elsewhere_takes_a_thread_and_an_idle_machine_gives_it_back(
         sampler.load = 0.1
         gov.tick()
         assert torch.get_num_threads() == 2
-    assert gov.history == [1, 2, 1, 2]
+    assert gov.history == [2, 1, 2]
+    sampler.load = 1.0
+    with ThreadGovernor(BIG, interval=0.0):  # a recent measurement is reused, not taken again
+        assert torch.get_num_threads() == 2
+    _threads._last_load = None
+    monkeypatch.setattr(_threads, "_runnable_others", lambda: 1.0)
+    with ThreadGovernor(BIG, interval=0.0):  # none recent: another process runnable now
+        assert torch.get_num_threads() == 1
 
 
 def test_the_previous_count_is_restored(monkeypatch):

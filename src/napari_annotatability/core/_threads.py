@@ -10,8 +10,8 @@ second thread in the first place.
 
 - never gives a network more than one thread when a training step is too small to split
   (``PARALLEL_MIN_FLOPS``, measured by ``benchmarks/bench_contention.py``);
-- otherwise starts from what the last measurement left free and, every ``INTERVAL`` seconds
-  of training, measures how much of *our* CPUs other processes used meanwhile (``/proc/stat``
+- otherwise starts from what the last measurement left free (or, with none recent, from the
+  processes runnable at that instant) and, every ``INTERVAL`` seconds of training, measures how much of *our* CPUs other processes used meanwhile (``/proc/stat``
   for the CPUs this process may run on, minus this process's own CPU time) and sets the
   thread count to the cores left over -- so a busy core elsewhere costs about its fair share;
 - leaves one core to the main thread when training runs in a worker thread (napari's GUI
@@ -52,10 +52,14 @@ TORCH_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: seconds of training between two measurements of the load
 INTERVAL = 0.5
 #: multiply-adds of one training step (batch x sum of layer in x out, forward and backward)
-#: below which a second thread does not pay (benchmarks/bench_contention.py --shapes)
-PARALLEL_MIN_FLOPS = 2.0e8
+#: below which a second thread does not pay: measured idle on 2 cores (bench_contention.py
+#: --shapes), a second thread gains 5-9 % at 20-50 input features (1.5-2.2e6), 16 % at 100,
+#: 27 % at 200, 52 % at 300 and 70-80 % from 1 000
+PARALLEL_MIN_FLOPS = 3.0e6
 #: a core counts as free when others used less than this fraction of it
 FREE_SLACK = 0.3
+#: a load measured less than this many seconds ago is reused by the next training
+RECENT = 5.0
 
 _lock = threading.Lock()
 _requested: int | None = None
@@ -149,6 +153,16 @@ def step_flops(sizes: Sequence[int], batch_size: int) -> float:
     return 3.0 * batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def _runnable_others() -> float:
+    """Other runnable threads at this instant (``/proc/loadavg``'s running count, minus this one)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1.0  # unknown: assume a busy core, the measurement corrects it within INTERVAL
+    return float(max(0, running - 1))
+
+
 class _CpuSampler:
     """CPU time other processes spend on our CPUs, from ``/proc/stat`` deltas."""
 
@@ -191,7 +205,7 @@ class _CpuSampler:
             return None
         (w0, b0, p0), (w1, b1, p1) = self.prev, now
         self.prev = now
-        if w1 - w0 <= 0.05:
+        if w1 - w0 < 0.1:  # /proc/stat counts in 10 ms ticks
             return None
         return max(0.0, ((b1 - b0) - (p1 - p0)) / (w1 - w0))
 
@@ -244,8 +258,11 @@ class ThreadGovernor:
             self._set(max(1, self.useful - self.reserve))
             return self
         recent = _last_load
-        others = recent[1] if recent is not None and time.monotonic() - recent[0] < 10 * self.interval else 1.0
-        self._set(self._target(others))  # unknown load: start modest, measure within INTERVAL
+        if recent is not None and time.monotonic() - recent[0] < RECENT:
+            others = recent[1]
+        else:  # none recent: the processes runnable right now, then a measurement within INTERVAL
+            others = _runnable_others()
+        self._set(self._target(others))
         self._next = time.monotonic() + self.interval
         return self
 
