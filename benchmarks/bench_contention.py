@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 
 WORKLOADS = {"synthetic 5 000 × 200": (5000, 200), "panel 50 000 × 300": (50000, 300)}
@@ -103,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one condition")
     ap.add_argument("--shapes", action="store_true", help="only the per-step thread table")
     ap.add_argument("--workloads", default=None, help=f"comma-separated among: {'; '.join(WORKLOADS)} (by index 0,1)")
+    ap.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated among: {', '.join(POLICIES)}")
+    ap.add_argument("--conditions", default=None, help=f"comma-separated among: {', '.join(CONDITIONS)}")
+    ap.add_argument("--repeats", type=int, default=1, help="median of this many runs per cell")
     ap.add_argument("--out", default=None, help="also write the markdown here")
     args = ap.parse_args(argv)
     if args.child:
@@ -118,19 +123,22 @@ def main(argv=None) -> int:
             names = list(WORKLOADS)
             work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
         conds = {"idle": 0, "one busy core": 1} if args.smoke else CONDITIONS
+        if args.conditions and not args.smoke:
+            conds = {c: CONDITIONS[c] for c in args.conditions.split(",")}
+        policies = {p: POLICIES[p] for p in args.policies.split(",")}
         epochs = 3 if args.smoke else None
-        lines += ["`core.score` seconds (genes off), and the ratio to the same policy idle. Target: one busy "
-                  "core ≤ 2×, load ~4 ≤ 4×.", "",
+        lines += [f"`core.score` seconds (genes off; median of {max(1, args.repeats)}), and the ratio to the same "
+                  "policy idle. Target: one busy core ≤ 2×, load ~4 ≤ 4×.", "",
                   "| workload | threads | " + " | ".join(conds) + " |",
                   "|---|---|" + "---|" * len(conds)]
         for wname, (n, g) in work.items():
-            for pname, env in POLICIES.items():
+            for pname, env in policies.items():
                 cells, idle = [], None
                 for cname, busy in conds.items():
-                    s = measure(n, g, busy, env, epochs)
+                    s = float(np.median([measure(n, g, busy, env, epochs) for _ in range(max(1, args.repeats))]))
                     print(f"  {wname} {pname} {cname}: {s:.1f} s", flush=True)
-                    idle = s if idle is None else idle
-                    cells.append(f"{s:.1f} s" + ("" if busy == 0 else f" ({s / idle:.1f}×)"))
+                    idle = s if idle is None and busy == 0 else idle
+                    cells.append(f"{s:.1f} s" + ("" if busy == 0 or idle is None else f" ({s / idle:.1f}×)"))
                 lines.append(f"| {wname} | {pname} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)

@@ -153,14 +153,29 @@ def step_flops(sizes: Sequence[int], batch_size: int) -> float:
     return 3.0 * batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def _own_running() -> int:
+    """Threads of this process runnable right now (torch's workers spin a while after their work)."""
+    n = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat") as fh:
+                    n += fh.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        return 1
+    return max(1, n)
+
+
 def _runnable_others() -> float:
-    """Other runnable threads at this instant (``/proc/loadavg``'s running count, minus this one)."""
+    """Other processes' runnable threads at this instant (``/proc/loadavg``'s running count)."""
     try:
         with open("/proc/loadavg") as fh:
             running = int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 1.0  # unknown: assume a busy core, the measurement corrects it within INTERVAL
-    return float(max(0, running - 1))
+    return float(max(0, running - _own_running()))
 
 
 class _CpuSampler:
