@@ -1,10 +1,10 @@
 """How many threads torch may use while training, chosen for the machine as it is now.
 
 torch starts one intra-op thread per core and its OpenMP workers spin while they wait.  On a
-shared machine that is the worst choice: with one of two cores busy elsewhere, a 5 000-cell
-training took 4.3x its idle time with two threads and 1.8x with one; under heavier load the
-two-thread run collapses (over 10x, measured here).  Small networks gain nothing from a
-second thread in the first place.
+shared machine that is the worst choice: with one of two cores busy elsewhere, ``core.score`` on
+5 000 x 200 cells took about 5x its idle time with torch's default threads, and 12x at a load
+of ~4 (``benchmarks/bench_contention.py``; docs/benchmarks.md).  The smallest networks gain
+little from a second thread in the first place (``--shapes``).
 
 :class:`ThreadGovernor` therefore
 
