@@ -1,4 +1,4 @@
-"""A small legend for categorical colourings (napari has none)."""
+"""A small legend for categorical colourings, and a colorbar for masks (napari has neither)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import weakref
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-__all__ = ["CategoryLegend", "viewer_legend", "show_legend", "hide_legend"]
+__all__ = ["CategoryLegend", "viewer_legend", "show_legend", "hide_legend", "show_colorbar", "gradient_css"]
 
 
 class CategoryLegend(QWidget):
@@ -26,15 +26,46 @@ class CategoryLegend(QWidget):
         outer.addLayout(self._grid)
         outer.addStretch(1)
         self.entries: list[tuple[str, str, int]] = []
+        self.colorbar: tuple[str, tuple[float, float]] | None = None
 
-    def set_entries(self, title: str, colors: dict[str, str], counts: dict[str, int] | None = None) -> None:
-        """Show ``colors`` (name -> hex) under ``title``, with optional ``counts``."""
+
+def gradient_css(colormap: str, stops: int = 11) -> str:
+    """A Qt style-sheet linear gradient of a matplotlib colormap, left to right."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps[colormap]
+    parts = ", ".join(f"stop:{i / (stops - 1):.2f} {to_hex(cmap(i / (stops - 1)))}" for i in range(stops))
+    return f"qlineargradient(x1:0, y1:0, x2:1, y2:0, {parts})"
+
+    def _clear(self) -> None:
         while self._grid.count():
             item = self._grid.takeAt(0)
             old = item.widget()
             if old is not None:
                 old.setParent(None)  # off screen now, not at the next event-loop turn
                 old.deleteLater()
+
+    def set_colorbar(self, title: str, colormap: str, limits: tuple[float, float]) -> None:
+        """Show a horizontal colorbar of ``colormap`` from ``limits[0]`` to ``limits[1]``."""
+        self._clear()
+        self._title.setText(title)
+        self.entries = []
+        bar = QFrame()
+        bar.setObjectName("annotatability_colorbar")
+        bar.setFixedHeight(14)
+        bar.setStyleSheet(f"background: {gradient_css(colormap)}; border: 1px solid #444;")
+        self._grid.addWidget(bar, 0, 0, 1, 2)
+        lo, hi = QLabel(f"{limits[0]:.3g}"), QLabel(f"{limits[1]:.3g}")
+        hi.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._grid.addWidget(lo, 1, 0)
+        self._grid.addWidget(hi, 1, 1)
+        self.colorbar = (colormap, (float(limits[0]), float(limits[1])))
+
+    def set_entries(self, title: str, colors: dict[str, str], counts: dict[str, int] | None = None) -> None:
+        """Show ``colors`` (name -> hex) under ``title``, with optional ``counts``."""
+        self._clear()
+        self.colorbar = None
         self._title.setText(title)
         counts = counts or {}
         self.entries = [(name, color, int(counts.get(name, 0))) for name, color in colors.items()]
@@ -62,10 +93,7 @@ def viewer_legend(viewer) -> CategoryLegend:
     return entry["legend"]
 
 
-def show_legend(viewer, title: str, colors: dict[str, str], counts: dict[str, int] | None = None) -> None:
-    """Fill the viewer's legend and make sure its dock is visible."""
-    legend = viewer_legend(viewer)
-    legend.set_entries(title, colors, counts)
+def _show_dock(viewer, legend: CategoryLegend) -> None:
     entry = _DOCKS[viewer]
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_dock_widget"):
@@ -73,6 +101,20 @@ def show_legend(viewer, title: str, colors: dict[str, str], counts: dict[str, in
     if entry["dock"] is None:
         entry["dock"] = window.add_dock_widget(legend, name="Annotatability legend", area="right")
     entry["dock"].setVisible(True)
+
+
+def show_legend(viewer, title: str, colors: dict[str, str], counts: dict[str, int] | None = None) -> None:
+    """Fill the viewer's legend and make sure its dock is visible."""
+    legend = viewer_legend(viewer)
+    legend.set_entries(title, colors, counts)
+    _show_dock(viewer, legend)
+
+
+def show_colorbar(viewer, title: str, colormap: str, limits: tuple[float, float]) -> None:
+    """Show a colorbar in the viewer's legend dock (for masks: napari draws none for Labels)."""
+    legend = viewer_legend(viewer)
+    legend.set_colorbar(title, colormap, limits)
+    _show_dock(viewer, legend)
 
 
 def hide_legend(viewer) -> None:
