@@ -67,6 +67,16 @@ def test_row_at_and_selection_follow_the_table_order():
     assert np.asarray(mask.selection_levels()[0]).sum() == 0
 
 
+def test_centroids_are_each_cells_centre_of_mass_block_by_block():
+    raw = _grid_mask(n_side=6, cell=4)
+    ids = np.arange(1, 38)  # id 37 is not in the mask: NaN
+    mask = CellMask(da.from_array(raw, chunks=(5, 7)), ids)  # blocks cut through cells
+    cents = mask.centroids()
+    np.testing.assert_allclose(cents[0], (1.5, 1.5))
+    np.testing.assert_allclose(cents[7], (5.5, 5.5))  # id 8: grid row 1, col 1
+    assert np.isnan(cents[36]).all()
+
+
 def test_recolouring_gives_fresh_lazy_arrays():
     mask = CellMask(_grid_mask(), np.arange(1, 37))
     mask.set_colors(np.tile([1.0, 0, 0, 1], (36, 1)))
@@ -176,3 +186,41 @@ def test_a_layer_showing_some_rows_colours_only_those(make_napari_viewer):
     color_by(layer, adata, "label")
     shown = np.asarray(layer.data)
     assert np.allclose(layer.colormap.map(shown[5, 5])[:3], (0, 0, 1))
+
+
+def test_attach_a_label_image_to_a_table_keyed_by_label_id(make_napari_viewer):
+    """A label TIFF opened as Labels + a per-cell table: cells drawn on the mask, in the mask's world."""
+    from napari_annotatability._napari._attach import AttachMaskWidget, attach_mask, id_columns
+    from napari_annotatability.core.errors import AnnotatabilityInputError
+
+    viewer = make_napari_viewer()
+    raw = _grid_mask()  # 36 cells, 4 px each
+    seg = viewer.add_labels(raw, name="segmentation", scale=(0.5, 0.5), translate=(100, 200))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(36)
+    obs = pd.DataFrame({"cell_id": (np.arange(1, 37)[order]).astype(np.int64),
+                        "label": pd.Categorical(np.where(order < 18, "a", "b")),
+                        "score": rng.random(36)}, index=[f"c{i}" for i in range(36)])
+    obs.loc["c0", "cell_id"] = 999  # not in the mask: reported, not drawn
+    adata = ad.AnnData(obs=obs)
+    cells = viewer.add_points(np.zeros((36, 2)), metadata={"adata": adata, "color_by": "label"}, name="table")
+    assert id_columns(adata)[0] == "cell_id" and "score" not in id_columns(adata)
+    with pytest.raises(AnnotatabilityInputError, match="unique non-negative integers"):
+        attach_mask(viewer, seg, cells, "score")
+    layer = attach_mask(viewer, seg, cells, "cell_id")
+    assert layer.metadata["adata"] is adata and not seg.visible
+    mask = layer.metadata["mask"]
+    # row 1's cell (id order[1] + 1) lies where the segmentation has it, in world coordinates
+    cid = obs["cell_id"].iloc[1]
+    r, c = divmod(cid - 1, 6)
+    expected = np.array([100 + 0.5 * (4 * r + 1.5), 200 + 0.5 * (4 * c + 1.5)])
+    np.testing.assert_allclose(layer.metadata["centroids"][1], expected)
+    assert np.isnan(layer.metadata["centroids"][0]).all()
+    data_pos = layer.world_to_data(expected)
+    assert mask.row_at(data_pos) == 1
+    assert layer.metadata["color_by"] == "label"
+    # the dock does the same from its form
+    form = AttachMaskWidget(viewer)
+    assert form[0].value is seg and form[1].value is cells and form[2].value == "cell_id"
+    made = form.run()
+    assert made is not None and made.metadata["mask"].n_obs == 36
