@@ -276,3 +276,17 @@ def test_missing_display_reads_the_environment(env, platform, missing):
     assert (problem is not None) == missing
     if missing:
         assert "--headless" in problem and ("QT_QPA_PLATFORM=xcb" in problem) == ("QT_QPA_PLATFORM" in env)
+
+
+def test_platform_input_options(tmp_path, capsys):
+    """--backed is for .h5ad only; --bin-size must be a positive integer (checked before any reading)."""
+    run = tmp_path / "xenium_run"
+    run.mkdir()
+    (run / "experiment.xenium").write_text("{}")
+    rc = cli.main(["score", str(run), "--label", "x", "--out", str(tmp_path / "o.h5ad"), "--backed"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--backed" in err and "xenium" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        cli.main(["score", str(run), "--label", "x", "--out", str(tmp_path / "o.h5ad"), "--bin-size", "0"])
+    assert "must be an integer >= 1" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["experiment.xenium"]

@@ -1,4 +1,4 @@
-"""Command line: ``napari-annotatability score|demo``.
+"""Command line: ``napari-annotatability score|graph|demo``.
 
 Headless entry point over :mod:`napari_annotatability.core`, for notebooks' big brothers:
 cluster nodes, pipelines, batch jobs.  Every failure is one line on stderr and a non-zero
@@ -29,6 +29,21 @@ def _positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return n
+
+
+INPUT_HELP = ("an .h5ad, a Xenium / MERSCOPE / CosMx / Visium HD / Visium output folder, or a SpatialData "
+              ".zarr store")
+INPUTS = ("INPUT is an .h5ad file, a platform folder as the instrument wrote it (10x Xenium, Vizgen MERSCOPE, "
+          "NanoString CosMx, 10x Visium HD or Visium Space Ranger output), or a SpatialData .zarr store: its table "
+          "is scored, with each cell's centroid in obsm['spatial'].")
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input")
+    g.add_argument("--bin-size", type=_positive, default=8, metavar="UM",
+                   help="Visium HD: bin size in µm (binned_outputs/square_XXXum; default 8)")
+    g.add_argument("--table", default=None,
+                   help="SpatialData: which table to score (default: 'table', or the only one)")
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
@@ -70,13 +85,15 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "score",
-        help="score an .h5ad: dynamics, categories, label correction, genes",
+        help="score cells or spots: dynamics, categories, label correction, genes",
         description="Train on an annotation and write confidence, variability, categories, "
-        "suggested labels and gene scores to a new .h5ad (the input is never modified).",
+        "suggested labels and gene scores to a new .h5ad (the input is never modified). " + INPUTS,
     )
-    s.add_argument("input", type=Path, help="input .h5ad (log-normalised X, or use --preprocess)")
+    s.add_argument("input", type=Path, help=INPUT_HELP + " (log-normalised X, or use --preprocess)")
     s.add_argument("--label", required=True, help="obs column with the annotation to examine")
-    s.add_argument("--out", required=True, type=Path, help="output .h5ad (must differ from the input)")
+    s.add_argument("--out", required=True, type=Path, help="output .h5ad of the scored table (must differ from "
+                                                           "the input)")
+    _add_input_args(s)
     _add_training_args(s)
     c = s.add_argument_group("categories and label correction")
     c.add_argument("--no-calibrate", dest="calibrate", action="store_false",
@@ -124,12 +141,13 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser(
         "graph",
-        help="trainability-aware graph, Leiden communities and UMAP of a scored .h5ad",
+        help="trainability-aware graph, Leiden communities and UMAP of a scored table",
         description="Build the trainability-aware kNN graph (expression + confidence rank, optionally "
-        "tissue position) of an .h5ad scored by 'score', its Leiden communities and a UMAP.",
+        "tissue position) of a table scored by 'score', its Leiden communities and a UMAP. " + INPUTS,
     )
-    g.add_argument("input", type=Path, help="scored .h5ad (obs['annot_confidence'])")
+    g.add_argument("input", type=Path, help="scored table (obs['annot_confidence']): " + INPUT_HELP)
     g.add_argument("--out", required=True, type=Path, help="output .h5ad (must differ from the input)")
+    _add_input_args(g)
     g.add_argument("--alpha", type=float, default=0.9, help="weight of expression vs confidence rank (default 0.9)")
     g.add_argument("--neighbors", type=int, default=15, help="neighbours per cell (default 15)")
     g.add_argument("--spatial-weight", type=float, default=0.0, help="weight of the tissue-distance term (default 0)")
@@ -172,7 +190,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     _check_paths(a)
     if a.backed and a.preprocess:
         raise core.AnnotatabilityInputError("--preprocess rewrites X in memory: it cannot be combined with --backed")
-    adata = core.read_h5ad(a.input, backed=a.backed)
+    adata = core.read_table(a.input, bin_size=a.bin_size, table=a.table, backed=a.backed)
     get_labels(adata, a.label)  # a bad --label fails before any work
     if a.preprocess:
         core.preprocess(adata)
@@ -207,7 +225,7 @@ def _cmd_graph(a: argparse.Namespace) -> int:
     from .core import keys
 
     _check_paths(a)
-    adata = core.read_h5ad(a.input)
+    adata = core.read_table(a.input, bin_size=a.bin_size, table=a.table)
     core.trainability_graph(adata, alpha=a.alpha, n_neighbors=a.neighbors, use_rep=a.use_rep,
                             spatial_weight=a.spatial_weight, seed=a.seed)
     core.communities(adata, resolution=a.resolution, seed=a.seed)

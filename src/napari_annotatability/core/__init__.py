@@ -4,7 +4,7 @@ Functions follow scanpy's convention: they take an AnnData, write results under 
 keys (:mod:`napari_annotatability.core.keys`) and return None.
 """
 
-from . import inputs, keys
+from . import inputs, keys, platforms
 from .categories import (
     auroc,
     calibrate_thresholds,
@@ -34,6 +34,7 @@ from .errors import (
 from .genes import gene_association, gene_scores, mid_indicator, top_genes
 from .graph import communities, trainability_graph, trainability_umap
 from .io import read_h5ad, write_h5ad
+from .platforms import ACCEPTED, detect, read_sdata, read_table, table_from_sdata
 from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
 from .regions import RegionSummary, region_summary
@@ -52,7 +53,7 @@ from .rules import (
 from .synthetic import make_synthetic, make_synthetic_tissue
 
 __all__ = [
-    "keys", "inputs", "TrainingDiverged", "DivergenceWarning", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "erroneous_cutoff", "flip_labels", "iter_calibrate_thresholds",
+    "keys", "inputs", "platforms", "ACCEPTED", "detect", "read_sdata", "read_table", "table_from_sdata", "TrainingDiverged", "DivergenceWarning", "auroc", "calibrate_thresholds", "categories_from_scores", "categorize", "erroneous_cutoff", "flip_labels", "iter_calibrate_thresholds",
     "iter_suggest_labels", "suggest_labels", "DynamicsResult", "EpochProgress", "compare_annotations",
     "iter_training_dynamics", "training_dynamics", "AnnotatabilityError", "AnnotatabilityInputError",
     "RawCountsWarning", "TrainingCancelled", "gene_association", "gene_scores", "mid_indicator", "top_genes",
