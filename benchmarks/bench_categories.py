@@ -209,8 +209,8 @@ def _table(df: pd.DataFrame, targets, first: str) -> list[str]:
 
 def report(df: pd.DataFrame, note: str, command: str) -> str:
     real = df[df["kind"] == "real"]
-    lines = [f"Per cent of cells in each category, **ours (`rule=\"calibrated\"`) / the paper's (`rule=\"paper\"`)**, "
-             f"both from the same `core.score` run at its defaults (✓: target met). "
+    lines = ["Per cent of cells in each category, **ours (`rule=\"calibrated\"`) / the paper's (`rule=\"paper\"`)**, "
+             "both from the same `core.score` run at its defaults (✓: target met). "
              + (command if "`" in command else f"`{command}`")
              + (f"; {note}." if len(real) else "."), ""]
     tissue = df[df["kind"] == "tissue"]
