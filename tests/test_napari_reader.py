@@ -24,7 +24,7 @@ def test_manifest_is_valid():
 
     mf = PluginManifest.from_distribution("napari-annotatability")
     assert mf.name == "napari-annotatability"
-    assert {s.key for s in mf.contributions.sample_data} == {"synthetic", "visium_tiny"}
+    assert {s.key for s in mf.contributions.sample_data} == {"synthetic", "visium_tiny", "synthetic_cells"}
     assert mf.contributions.readers[0].accepts_directories
 
 
@@ -92,8 +92,25 @@ def test_reader_declines_what_it_cannot_read(tmp_path):
     ad.AnnData(np.zeros((3, 2), dtype=np.float32)).write_h5ad(plain)
     assert napari_get_reader(str(plain)) is None  # no coordinates: not ours
     assert napari_get_reader(str(tmp_path / "image.tif")) is None
-    assert napari_get_reader(str(tmp_path)) is None  # a folder that is not Space Ranger output
+    (tmp_path / "matrix.h5").write_bytes(b"")  # an .h5 that is not inside a Space Ranger folder
+    assert napari_get_reader(str(tmp_path / "matrix.h5")) is None
     assert napari_get_reader([str(plain), str(plain)]) is None
+
+
+def test_an_unknown_folder_is_told_what_is_accepted(tmp_path, monkeypatch):
+    from napari_annotatability.core.platforms import ACCEPTED
+
+    folder = tmp_path / "my_run"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an instrument's output")
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    reader = napari_get_reader(str(folder))
+    assert callable(reader)  # claimed, so that the user learns what would work
+    assert reader(str(folder)) == [(None,)]
+    assert len(messages) == 1 and "my_run" in messages[0] and ACCEPTED in messages[0]
+    assert "Xenium" in messages[0] and "Traceback" not in messages[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # nothing written next to it
 
 
 def test_broken_file_gets_a_clear_notification(tmp_path, monkeypatch):
@@ -184,14 +201,20 @@ def test_spatialdata_store_reads_like_its_anndata(spatialdata_store):
     path, adata, img, s, radius = spatialdata_store
     reader = napari_get_reader(str(path))
     assert callable(reader)
-    (image, img_kw, _), (pts, kw, _) = reader(str(path))
+    (image, img_kw, _), (pts, kw, kind) = reader(str(path))
+    assert kind == "points"  # circles stay spots
     np.testing.assert_allclose(pts, adata.obsm["spatial"][:, ::-1], rtol=1e-9)
-    np.testing.assert_allclose(img_kw["scale"], (1 / s, 1 / s))
-    np.testing.assert_array_equal(image, img)
+    # the image is the store's own array, lazily, placed by its Scale transform (and the half-pixel
+    # shift between SpatialData's pixel corners and napari's pixel centres)
+    assert img_kw["rgb"] and hasattr(image, "dask")
+    np.testing.assert_array_equal(np.asarray(image), img)
+    np.testing.assert_allclose(np.diag(img_kw["affine"])[:2], (1 / s, 1 / s))
+    np.testing.assert_allclose(img_kw["affine"][:2, 2], (0.5 / s, 0.5 / s))
     assert kw["size"] == pytest.approx(2 * radius)
     read = kw["metadata"]["adata"]
     assert list(read.obs["label"]) == list(adata.obs["label"])
     np.testing.assert_array_equal(read.X, adata.X)
+    assert kw["metadata"]["source_path"] == str(path)
 
 
 def test_spatialdata_store_without_table_is_a_clear_error(tmp_path, monkeypatch):
@@ -204,4 +227,63 @@ def test_spatialdata_store_without_table_is_a_clear_error(tmp_path, monkeypatch)
         warnings.simplefilter("ignore")
         circles = ShapesModel.parse(np.zeros((2, 2)), geometry=0, radius=np.ones(2))
         sd.SpatialData(shapes={"spots": circles}).write(tmp_path / "empty.zarr")
-    assert napari_get_reader(str(tmp_path / "empty.zarr")) is None  # no tables/: not a table store
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    assert napari_get_reader(str(tmp_path / "empty.zarr"))(str(tmp_path / "empty.zarr")) == [(None,)]
+    assert len(messages) == 1 and "empty.zarr" in messages[0] and "table" in messages[0]
+
+
+def _cell_under_its_centroid(cells) -> np.ndarray:
+    """For each row of a cells layer: is the mask cell under its world centroid that row's cell?"""
+    mask = cells[1]["metadata"]["mask"]
+    from napari.layers import Labels
+
+    layer = Labels(cells[0], **{k: v for k, v in cells[1].items() if k != "metadata"})
+    idx = [np.round(layer.world_to_data(w)).astype(int) for w in cells[1]["metadata"]["centroids"]]
+    return np.array([mask.row_at(i) == row for row, i in enumerate(idx)])
+
+
+@pytest.mark.parametrize("layout", ["write_xenium", "write_merscope", "write_cosmx", "write_visium_hd"])
+def test_every_platform_layout_opens_as_images_and_cells(layout, tmp_path):
+    import platform_layouts
+
+    path, info = getattr(platform_layouts, layout)(tmp_path / layout)
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    reader = napari_get_reader(str(path))
+    assert callable(reader)
+    layers = reader(str(path))
+    kinds = [kind for *_, kind in layers]
+    assert "image" in kinds and kinds[-1] == "labels", kinds
+    for data, kw, kind in layers:
+        levels = data if isinstance(data, list) else [data]
+        if kind == "image":
+            assert all(hasattr(level, "dask") for level in levels)  # lazy, never loaded whole
+        assert kw["metadata"]["source_path"] == str(path)
+    cells = [t for t in layers if t[2] == "labels"]
+    adatas = {id(t[1]["metadata"]["adata"]) for t in cells}
+    assert len(adatas) == 1  # several sections (CosMx FOVs) share one table
+    for t in cells:
+        assert _cell_under_its_centroid(t).mean() > 0.9
+    if layout == "write_xenium":  # the planted centres: mask id and bright image square under each
+        (cells,) = cells
+        image = next(t for t in layers if t[2] == "image")
+        from napari.layers import Image, Labels
+
+        img_layer = Image(image[0], **{k: v for k, v in image[1].items() if k != "metadata"})
+        lab_layer = Labels(cells[0], **{k: v for k, v in cells[1].items() if k != "metadata"})
+        mask = cells[1]["metadata"]["mask"]
+        adata = cells[1]["metadata"]["adata"]
+        for (x, y), cid in zip(info["centre_px"], info["cell_id"]):
+            row = mask.row_at(np.round(lab_layer.world_to_data((y, x))).astype(int))
+            assert adata.obs_names[row] == cid or adata.obs["cell_id"].iloc[row] == cid
+            r, c = np.round(img_layer.world_to_data((y, x))).astype(int)
+            assert np.asarray(image[0][0][r, c]) > np.asarray(image[0][0][1, 1])
+    if layout == "write_visium_hd":  # every 8 µm bin's planted centre lies on its own bin of the grid
+        (cells,) = cells
+        from napari.layers import Labels
+
+        grid = Labels(cells[0], **{k: v for k, v in cells[1].items() if k != "metadata"})
+        mask, adata = cells[1]["metadata"]["mask"], cells[1]["metadata"]["adata"]
+        for (x, y), barcode in zip(info[8]["centre_px"], info[8]["barcode"]):
+            assert adata.obs_names[mask.row_at(np.round(grid.world_to_data((y, x))).astype(int))] == barcode
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before  # nothing written next to it

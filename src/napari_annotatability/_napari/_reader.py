@@ -1,23 +1,24 @@
-"""npe2 reader: spatial ``.h5ad``, Space Ranger output folders and SpatialData ``.zarr``."""
+"""npe2 reader: every input :func:`core.platforms.detect` recognises, as napari layers.
+
+``.h5ad`` and Visium Space Ranger output stay AnnData (spots as Points over the tissue image, as
+:func:`._spatial.layer_data` draws them).  Xenium, MERSCOPE, CosMx and Visium HD folders and
+SpatialData ``.zarr`` stores are read into a SpatialData object (``core.platforms.read_sdata``),
+whose table is scored and whose images and cells become lazy, aligned layers
+(:func:`._sdata_layers.sdata_layer_data`).  A folder that is none of these is claimed all the same,
+so that the user gets a notification listing what is accepted instead of napari's bare refusal.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..core.errors import AnnotatabilityError
+from ..core.errors import AnnotatabilityError, AnnotatabilityInputError
 
-__all__ = ["napari_get_reader", "read_spatial"]
+__all__ = ["napari_get_reader", "read_spatial", "load_adata", "layers_for"]
 
-
-def _is_spaceranger(path: Path) -> bool:
-    return path.is_dir() and (path / "spatial").is_dir() and any(
-        (path / f).exists() for f in ("filtered_feature_bc_matrix.h5", "raw_feature_bc_matrix.h5")
-    )
-
-
-def _is_spatialdata(path: Path) -> bool:
-    return path.is_dir() and path.suffix == ".zarr" and (path / "tables").is_dir()
+#: kinds read as an AnnData (the rest go through SpatialData)
+ANNDATA_KINDS = ("h5ad", "visium")
 
 
 def _h5ad_has_coordinates(path: Path) -> bool:
@@ -37,72 +38,110 @@ def _h5ad_has_coordinates(path: Path) -> bool:
 
 
 def napari_get_reader(path):
-    """Return a reader for spatial omics data we understand, else None (napari's contract)."""
+    """Return a reader for spatial omics data we understand, else None (napari's contract).
+
+    Files: ``.h5ad`` with coordinates, ``experiment.xenium``, a Space Ranger ``*_feature_bc_matrix.h5``.
+    Folders: every platform layout, SpatialData ``.zarr`` -- and any other folder, which gets a
+    notification saying what is accepted.
+    """
+    from ..core.platforms import detect
+
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
     p = Path(os.fspath(path))
-    if p.suffix == ".h5ad" and p.is_file():
+    kind = detect(p)
+    if kind == "h5ad":
         return read_spatial if _h5ad_has_coordinates(p) else None
-    if _is_spaceranger(p) or _is_spatialdata(p):
+    if kind is not None or p.is_dir():
         return read_spatial
     return None
 
 
+def _name(p: Path) -> str:
+    """A layer-name prefix: the file's stem, or the folder (its parent for a Space Ranger ``outs``)."""
+    if p.is_file():
+        return p.parent.name if p.name in ("experiment.xenium",) or p.suffix == ".h5" else p.stem
+    if p.name == "outs" and p.parent.name:
+        return p.parent.name
+    return p.stem if p.suffix == ".zarr" else p.name
+
+
 def load_adata(path):
-    """The AnnData behind a path (Space Ranger folder, .h5ad or SpatialData .zarr)."""
+    """The AnnData behind an ``.h5ad`` or a Visium Space Ranger folder / its ``.h5``; others via read_table."""
+    from ..core import platforms
+
     p = Path(os.fspath(path))
-    if _is_spaceranger(p):
-        import warnings
+    kind = platforms.detect(p)
+    if kind == "visium":
+        return platforms.read_visium(p)
+    if kind == "h5ad":
+        from ..core.io import read_h5ad
 
-        import squidpy as sq
+        return read_h5ad(p)
+    return platforms.read_table(p)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            count_file = next(f for f in ("filtered_feature_bc_matrix.h5", "raw_feature_bc_matrix.h5")
-                              if (p / f).exists())
-            adata = sq.read.visium(p, counts_file=count_file)
-        adata.var_names_make_unique()
-        return adata
-    if _is_spatialdata(p):
-        from ._spatialdata import read_spatialdata_table
 
-        return read_spatialdata_table(p)
-    from ..core.io import read_h5ad
+def layers_for(path, *, bin_size: int = 8) -> list[tuple]:
+    """LayerDataTuples for any accepted input; raises AnnotatabilityInputError naming what is accepted."""
+    import warnings
 
-    return read_h5ad(p)
+    from napari.utils.notifications import show_warning
+
+    from ..core import platforms
+
+    p = Path(os.fspath(path))
+    kind = platforms.detect(p)
+    if kind is None:
+        if not p.exists():
+            raise AnnotatabilityInputError(f"{p} does not exist")
+        raise AnnotatabilityInputError(f"{p.name} is not an input napari-annotatability reads. {platforms.ACCEPTED}")
+    if kind in ANNDATA_KINDS:
+        from ._spatial import SpatialMismatchWarning, layer_data
+
+        adata = _unique_names(load_adata(p), p)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpatialMismatchWarning)
+            layers = layer_data(adata, _name(p))
+        for w in caught:
+            if issubclass(w.category, SpatialMismatchWarning):
+                show_warning(f"napari-annotatability: {p.name}: {w.message}")
+        return layers
+    from ._sdata_layers import sdata_layer_data
+
+    sdata = platforms.read_sdata(p, bin_size=bin_size)
+    adata = platforms.table_from_sdata(sdata)
+    adata.uns["annotatability_source"].update(kind=kind, path=str(p))
+    adata = _unique_names(adata, p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # spatialdata's and xarray's chatter while building the layers
+        return sdata_layer_data(sdata, adata, _name(p))
+
+
+def _unique_names(adata, p: Path):
+    if adata.obs_names.has_duplicates:
+        from napari.utils.notifications import show_warning
+
+        n_dup = int(adata.obs_names.duplicated().sum())
+        adata.obs_names_make_unique()
+        show_warning(f"napari-annotatability: {p.name} has {n_dup} repeated cell names; they were made "
+                     "unique in the viewer (suffixes -1, -2 ...); the file is unchanged")
+    return adata
 
 
 def read_spatial(path):
-    """Read ``path`` into napari layers; a broken file gets a clear notification, not a traceback."""
-    from ._spatial import layer_data
+    """Read ``path`` into napari layers; a broken or unknown input gets a notification, not a traceback."""
+    from napari.utils.notifications import show_error
 
     if isinstance(path, list):
         path = path[0]
     p = Path(os.fspath(path))
-    import warnings
-
-    from napari.utils.notifications import show_error, show_warning
-
-    from ._spatial import SpatialMismatchWarning
-
     try:
-        adata = load_adata(p)
-        if adata.obs_names.has_duplicates:
-            n_dup = int(adata.obs_names.duplicated().sum())
-            adata.obs_names_make_unique()
-            show_warning(f"napari-annotatability: {p.name} has {n_dup} repeated cell names; they were made "
-                         "unique in the viewer (suffixes -1, -2 ...); the file is unchanged")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SpatialMismatchWarning)
-            layers = layer_data(adata, p.stem if p.suffix else p.name)
-        for w in caught:
-            if issubclass(w.category, SpatialMismatchWarning):
-                show_warning(f"napari-annotatability: {p.name}: {w.message}")
-        for _, kwargs, _ in layers:
-            kwargs["metadata"]["source_path"] = str(p)  # writers never write over it
-        return layers
-    except (AnnotatabilityError, OSError, ValueError, KeyError) as err:
+        layers = layers_for(p)
+    except (AnnotatabilityError, OSError, ValueError, KeyError, ImportError) as err:
         show_error(f"napari-annotatability could not open {p.name}: {err}")
         return [(None,)]
+    for _, kwargs, _ in layers:
+        kwargs["metadata"]["source_path"] = str(p)  # writers never write over it
+    return layers

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["make_synthetic", "make_synthetic_tissue"]
+__all__ = ["make_synthetic", "make_synthetic_tissue", "make_synthetic_cells_sdata"]
 
 
 def make_synthetic(
@@ -198,3 +198,96 @@ def make_synthetic_tissue(
     adata.uns["label_colors"] = list(REGION_COLORS)
     adata.uns["region_colors"] = list(REGION_COLORS)
     return adata
+
+
+def make_synthetic_cells_sdata(
+    seed: int = 0,
+    *,
+    n_cells: int = 3000,
+    n_genes: int = 200,
+    image_size: int = 2048,
+    pixel_size: float = 0.5,
+    origin: tuple[float, float] = (120.0, 80.0),
+    mislabel_fraction: float = 0.04,
+):
+    """A synthetic single-cell section as a SpatialData object, as spatialdata-io writes a Xenium run.
+
+    The cells are those of :func:`make_synthetic_tissue` (four regions, a graded transition zone,
+    planted mislabels), jittered off the hexagonal grid and drawn as a segmentation: each cell is
+    the Voronoi region of its centre clipped to a disc.
+
+    Elements (all in the ``global`` coordinate system, in µm: ``pixel_size`` µm per pixel and the
+    image's top-left corner at ``origin`` = (x, y) µm):
+
+    * ``morphology`` -- a (c, y, x) uint16 image pyramid (3 levels) with a ``DAPI`` channel (nuclei)
+      and a ``membrane`` channel (cell outlines);
+    * ``cell_labels`` -- the segmentation mask pyramid, label id = ``obs['cell_id']``;
+    * ``table`` -- the expression table annotating ``cell_labels`` (``region_key='region'``,
+      ``instance_key='cell_id'``), ``obsm['spatial']`` the (x, y) µm cell centres, and the ground
+      truth of the tissue sample: ``label`` (to examine), ``true_label``, ``mislabelled``,
+      ``transition``, ``mix``.
+    """
+    import warnings
+
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    try:
+        import spatialdata as sd
+        from spatialdata.models import Image2DModel, Labels2DModel, TableModel
+        from spatialdata.transformations import Scale, Sequence, Translation
+    except ImportError as err:  # pragma: no cover - spatialdata comes with squidpy
+        from .errors import AnnotatabilityInputError
+
+        raise AnnotatabilityInputError("the SpatialData sample needs the 'spatialdata' package: "
+                                       'pip install "napari-annotatability[platforms]"') from err
+
+    rng = np.random.default_rng(seed + 1000)
+    tissue = make_synthetic_tissue(n_cells, n_genes, mislabel_fraction=mislabel_fraction, image_size=64, seed=seed)
+    full = 64 / 0.25  # make_synthetic_tissue's full-resolution extent
+    uv = tissue.obsm["spatial"] / full  # (u, v) in [0, 1]
+    n = len(uv)
+    spacing = np.sqrt(np.pi * 0.46 * 0.40 / (n * np.sqrt(3) / 2)) * image_size  # grid spacing in pixels
+    centre = uv[:, ::-1] * image_size + rng.normal(0, 0.15 * spacing, size=(n, 2))  # (row, col) pixels
+    rc = np.clip(np.floor(centre).astype(np.int64), 0, image_size - 1)
+    flat = rc[:, 0] * image_size + rc[:, 1]
+    _, first = np.unique(flat, return_index=True)
+    keep = np.zeros(n, dtype=bool)
+    keep[first] = True  # two cells on one pixel: keep one
+    tissue, rc = tissue[keep].copy(), rc[keep]
+    ids = np.arange(1, len(rc) + 1, dtype=np.int32)
+
+    seeds = np.zeros((image_size, image_size), dtype=np.int32)
+    seeds[rc[:, 0], rc[:, 1]] = ids
+    dist, (iy, ix) = distance_transform_edt(seeds == 0, return_indices=True)
+    labels = seeds[iy, ix]
+    labels[dist > 0.6 * spacing] = 0
+    del iy, ix
+    nuclei = np.exp(-((dist / (0.22 * spacing)) ** 4)) * (labels > 0)
+    dapi = 150 + 3200 * gaussian_filter(nuclei, 1.0) * rng.uniform(0.7, 1.3, size=len(ids) + 1)[labels]
+    edge = np.zeros_like(labels, dtype=bool)
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    membrane = 120 + 1800 * gaussian_filter((edge & (labels > 0)).astype(np.float32), 0.8)
+    noise = rng.normal(0, 40, size=(2, image_size, image_size))
+    image = np.clip(np.stack([dapi, membrane]) + noise, 0, 65535).astype(np.uint16)
+
+    ox, oy = origin
+    to_um = Sequence([Scale([pixel_size, pixel_size], axes=("y", "x")), Translation([oy, ox], axes=("y", "x"))])
+    obs = tissue.obs.rename(columns={"region": "true_label"})
+    obs["cell_id"] = ids
+    obs["region"] = pd.Categorical(["cell_labels"] * len(ids))
+    obs.index = [f"cell_{i}" for i in range(len(ids))]
+    tissue.obs = obs
+    # the centre of each cell's seed pixel, in µm (a pixel's centre is at index + 0.5)
+    tissue.obsm["spatial"] = np.column_stack([ox + (rc[:, 1] + 0.5) * pixel_size, oy + (rc[:, 0] + 0.5) * pixel_size])
+    tissue.uns.pop("spatial", None)
+    tissue.uns["true_label_colors"] = list(REGION_COLORS)
+    tissue.uns.pop("region_colors", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = Image2DModel.parse(image, dims=("c", "y", "x"), c_coords=["DAPI", "membrane"], scale_factors=[2, 2],
+                                 transformations={"global": to_um}, chunks=(1, 512, 512))
+        mask = Labels2DModel.parse(labels, dims=("y", "x"), scale_factors=[2, 2],
+                                   transformations={"global": to_um}, chunks=(512, 512))
+        table = TableModel.parse(tissue, region="cell_labels", region_key="region", instance_key="cell_id")
+        return sd.SpatialData(images={"morphology": img}, labels={"cell_labels": mask}, tables={"table": table})
