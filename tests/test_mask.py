@@ -224,3 +224,14 @@ def test_attach_a_label_image_to_a_table_keyed_by_label_id(make_napari_viewer):
     assert form[0].value is seg and form[1].value is cells and form[2].value == "cell_id"
     made = form.run()
     assert made is not None and made.metadata["mask"].n_obs == 36
+
+
+def test_the_legend_shows_a_mask_colorbar_and_then_categories_again(make_napari_viewer):
+    from napari_annotatability._napari._legend import show_colorbar, show_legend, viewer_legend
+
+    viewer = make_napari_viewer()
+    show_colorbar(viewer, "annot_confidence", "viridis", (0.0, 1.0))
+    legend = viewer_legend(viewer)
+    assert legend.colorbar == ("viridis", (0.0, 1.0)) and legend.entries == []
+    show_legend(viewer, "label", {"a": "#ff0000", "b": "#0000ff"}, {"a": 3, "b": 4})
+    assert legend.colorbar is None and [e[0] for e in legend.entries] == ["a", "b"]

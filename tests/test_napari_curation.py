@@ -153,7 +153,7 @@ def test_relabel_a_selection_or_a_drawn_region_at_once_and_undo(curating):
     adata = layer.metadata["adata"]
     layer.selected_data = {1, 2, 3, 40}  # clicks in select mode, or the data map's lasso
     dock.label_box.setCurrentText("follicle")
-    n = dock.relabel_group("selected spots")
+    n = dock.relabel_group("selected cells")
     expected = int((adata.obs["label"].iloc[[1, 2, 3, 40]] != "follicle").sum())
     assert n == expected and dock.curation.n_actions == 1
     assert set(dock.curation.log["source"]) == {"bulk"}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._colors import color_by, sync_features
-from ._legend import show_legend, viewer_legend
-from ._selection import spot_layers
+from ._dock import DockLink, LayerPicker, show_colouring
+from ._legend import viewer_legend
 
 if TYPE_CHECKING:
     import napari
@@ -39,7 +38,10 @@ class CommunitiesWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self.layer_combo = ComboBox(label="spots (scored)", choices=self._choices, nullable=True)
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
+        self.picker = LayerPicker(self.link, "cells (scored)", require=keys.CONFIDENCE)
+        self.layer_combo = self.picker.combo
         self.alpha = FloatSpinBox(label="alpha (expression weight)", value=0.9, min=0.0, max=1.0, step=0.05)
         self.n_neighbors = SpinBox(label="neighbours", value=15, min=2, max=200)
         self.spatial_weight = FloatSpinBox(label="spatial weight", value=0.0, min=0.0, max=10.0, step=0.1)
@@ -56,18 +58,12 @@ class CommunitiesWidget(QWidget):
         layout.addWidget(self.run_button)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self.viewer.layers.events.inserted.connect(self._reset)
-        self.viewer.layers.events.removed.connect(self._reset)
+        self.link.connect(self.model.layers_changed, self._reset)
+        self.link.connect(self.model.results_changed, self._reset)
         self._reset()
 
-    def _choices(self, _widget=None) -> list:
-        return spot_layers(self.viewer, require=keys.CONFIDENCE)
-
-    def _reset(self, _event=None) -> None:
-        self.layer_combo.reset_choices()
-        options = [c for c in self.layer_combo.choices if c is not None]
-        if self.layer_combo.value is None and options:
-            self.layer_combo.value = options[-1]
+    def _reset(self, *_a) -> None:
+        self.picker.refresh()
 
     def run(self, start: bool = True):
         """Build the graph in a worker thread; returns the worker (None without a scored layer)."""
@@ -78,7 +74,7 @@ class CommunitiesWidget(QWidget):
         layer = self.layer_combo.value
         if layer is None or self.worker is not None:
             if layer is None:
-                show_error("Communities: no scored spots layer; train with the Annotatability widget first")
+                show_error("Communities: no scored layer of cells; train with the Annotatability widget first")
             return None
         adata = layer.metadata["adata"]
         params = {"alpha": float(self.alpha.value), "n_neighbors": int(self.n_neighbors.value),
@@ -112,10 +108,13 @@ class CommunitiesWidget(QWidget):
         info["communities"] = dict(light.uns[keys.UNS]["communities"])
         if "X_pca" in light.obsm and "X_pca" not in adata.obsm:
             adata.obsm["X_pca"] = light.obsm["X_pca"]
-        sync_features(layer, adata)
-        colors = color_by(layer, adata, keys.COMMUNITY)
-        counts = layer.features[keys.COMMUNITY].astype(str).value_counts().to_dict()
-        show_legend(self.viewer, keys.COMMUNITY, colors, counts)
+        self.model.notify_results(adata)
+        cell = self.model.get(layer)
+        if cell is None:  # the layer was closed meanwhile: the AnnData keeps the communities
+            self.status.setText(f"{adata.obs[keys.COMMUNITY].nunique()} communities (the layer was closed).")
+            return
+        colors = cell.color_by(keys.COMMUNITY)
+        show_colouring(self.viewer, cell, keys.COMMUNITY, colors)
         self.status.setText(f"{len(colors)} communities; graph in {info['graph']['seconds']:.1f} s.")
 
     @property

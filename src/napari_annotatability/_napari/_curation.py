@@ -1,9 +1,11 @@
 """The curation dock: review suspicious cells one by one, relabel, retrain, compare.
 
 A thin shell over :mod:`napari_annotatability.core.curation` (edits, undo/redo, the log, the
-review queue, the comparison) and over a layer of cells (``_cells.SpotCells``: select, centre,
-neighbours).  Edits go to ``obs[f"{key}_curated"]``, never to the annotation itself; the log
-lives in ``uns['annotatability_curation']``, so saving the layer (.h5ad) keeps both.
+review queue, the comparison) and over a layer of cells of the viewer's model (``_model``: spots
+or a mask's cells alike -- select, centre, neighbours, the cells inside drawn shapes).  Edits go to
+``obs[f"{key}_curated"]``, never to the annotation itself; the log lives in
+``uns['annotatability_curation']``, so saving the layer (.h5ad) keeps both.  The panels are laid
+out in ``_curation_ui``.
 """
 
 from __future__ import annotations
@@ -12,47 +14,32 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFrame,
     QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
-    QScrollArea,
     QShortcut,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..core import keys
 from ..core.curation import Curation, ReviewQueue
 from ..core.errors import AnnotatabilityError
-from ._cells import DEFAULT_SPOTS_ACROSS, SpotCells
-from ._colors import color_by, is_categorical
+from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer
+from ._colors import is_categorical
+from ._dock import DockLink, LayerPicker
 from ._curation_keys import DOCK_KEYS, bind_viewer_keys
-from ._retrain import RetrainPanel
+from ._curation_ui import GROUP_CHOICES, QUEUE_CHOICES, build_panels
 from ._legend import show_legend
-from ._selection import spot_layers
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["CurationWidget", "QUEUE_CHOICES", "GROUP_CHOICES", "DOCK_KEYS"]
 
-#: queue source shown -> what core.review_order takes ("selection": the layer's selected spots)
-QUEUE_CHOICES = {
-    "suspicious (erroneous, then ambiguous)": "suspicious",
-    "erroneous": "erroneous",
-    "ambiguous": "ambiguous",
-    "selected spots": "selection",
-}
-#: cells relabelled at once
-GROUP_CHOICES = ("selected spots", "inside drawn shapes", "erroneous", "ambiguous", "review queue")
+#: names of earlier versions (spots only) still understood
+_ALIASES = {"selected spots": "selected cells"}
 
 
 class CurationWidget(QWidget):
@@ -62,133 +49,33 @@ class CurationWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.queue: ReviewQueue | None = None
-        self.cells: SpotCells | None = None
+        self.cells: CellLayer | None = None
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
         self._curations: dict[tuple[int, str], Curation] = {}
         self.spots_across = DEFAULT_SPOTS_ACROSS
 
-        self.layer_combo = ComboBox(label="spots", choices=self._layers, nullable=True)
+        self.picker = LayerPicker(self.link, "cells")
+        self.layer_combo = self.picker.combo
         self.key_combo = ComboBox(label="annotation", choices=self._keys, nullable=True)
         self.layer_combo.changed.connect(self._on_layer)
         self.key_combo.changed.connect(lambda _v: self._reset_queue())
         top = QGridLayout()
-        top.addWidget(QLabel("spots"), 0, 0)
+        top.addWidget(QLabel("cells"), 0, 0)
         top.addWidget(self.layer_combo.native, 0, 1)
         top.addWidget(QLabel("annotation"), 1, 0)
         top.addWidget(self.key_combo.native, 1, 1)
 
-        # review ------------------------------------------------------------------------------
-        self.queue_combo = QComboBox()
-        self.queue_combo.addItems(list(QUEUE_CHOICES))
-        self.start_button = QPushButton("Start review")
-        self.start_button.clicked.connect(lambda: self.start_review())
-        self.progress = QLabel("Train first, then start a review of the suspicious cells.")
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
-        self.info.setTextFormat(Qt.TextFormat.RichText)
-        self.info.setMinimumHeight(4 * self.info.fontMetrics().lineSpacing() + 4)  # no relayout per cell
-        self.buttons: dict[str, QPushButton] = {}
-        nav = QGridLayout()
-        for i, (name, text, slot) in enumerate((
-            ("previous", "◀ Previous (P)", self.previous_cell), ("next", "Next (N) ▶", self.next_cell),
-            ("accept", "Accept suggestion (A)", self.accept), ("skip", "Skip: keep label (S)", self.skip),
-        )):
-            btn = QPushButton(text)
-            btn.clicked.connect(lambda _=False, f=slot: f())
-            nav.addWidget(btn, i // 2, i % 2)
-            self.buttons[name] = btn
-        self.label_box = QComboBox()
-        self.label_box.setEditable(True)
-        self.label_box.setToolTip("the label to give; keys 1-9 give the cell under review the n-th label")
-        self.allow_new = QCheckBox("allow a new label")
-        self.allow_new.setToolTip("a label that is not yet a category of the annotation is refused unless ticked")
-        self.buttons["relabel"] = QPushButton("Relabel cell")
-        self.buttons["relabel"].clicked.connect(lambda: self.relabel_current())
-        relabel = QHBoxLayout()
-        relabel.addWidget(QLabel("label"))
-        relabel.addWidget(self.label_box, 1)
-        relabel.addWidget(self.buttons["relabel"])
-        review = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.queue_combo, 1)
-        row.addWidget(self.start_button)
-        review.addLayout(row)
-        review.addWidget(self.progress)
-        review.addWidget(self.info)
-        review.addLayout(nav)
-        review.addLayout(relabel)
-        review.addWidget(self.allow_new)
-        review_box = QGroupBox("Review queue")
-        review_box.setLayout(review)
-
-        # many at once ---------------------------------------------------------------------------
-        self.group_combo = QComboBox()
-        self.group_combo.addItems(list(GROUP_CHOICES))
-        self.buttons["bulk"] = QPushButton("Give them the label")
-        self.buttons["bulk"].clicked.connect(lambda: self.relabel_group())
-        self.buttons["bulk_accept"] = QPushButton("Accept their suggestions")
-        self.buttons["bulk_accept"].clicked.connect(lambda: self.relabel_group(suggested=True))
-        many = QGridLayout()
-        many.addWidget(QLabel("cells"), 0, 0)
-        many.addWidget(self.group_combo, 0, 1)
-        many.addWidget(self.buttons["bulk"], 1, 0)
-        many.addWidget(self.buttons["bulk_accept"], 1, 1)
-        many_box = QGroupBox("Relabel many")
-        many_box.setLayout(many)
-
-        # history --------------------------------------------------------------------------------
-        self.buttons["undo"] = QPushButton("Undo (Ctrl+Z)")
-        self.buttons["undo"].clicked.connect(lambda: self.undo())
-        self.buttons["redo"] = QPushButton("Redo (Ctrl+Shift+Z)")
-        self.buttons["redo"].clicked.connect(lambda: self.redo())
-        self.buttons["export"] = QPushButton("Export edits (CSV)...")
-        self.buttons["export"].clicked.connect(self._ask_csv_path)
-        self.edits = QLabel("")
-        history = QGridLayout()
-        history.addWidget(self.buttons["undo"], 0, 0)
-        history.addWidget(self.buttons["redo"], 0, 1)
-        history.addWidget(self.edits, 1, 0)
-        history.addWidget(self.buttons["export"], 1, 1)
-
-        # retrain and compare --------------------------------------------------------------------
-        self.retraining = RetrainPanel(self.viewer, self._say, self._retrain_finished)
-        self.compare = self.retraining.compare
-        self.buttons["retrain"] = self.retraining.button
-        self.buttons["retrain"].clicked.connect(lambda: self.retrain())
-        self.buttons["color_change"] = self.retraining.color_change
-        self.buttons["color_change"].clicked.connect(lambda: self.color(keys.CATEGORY_CHANGE))
-        self.buttons["color_curated"] = self.retraining.color_curated
-        self.buttons["color_curated"].clicked.connect(lambda: self.color(None))
-
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        # the content scrolls: a dock this tall would otherwise stretch the window past the screen
-        inner = QWidget()
-        scroll = _Scroll()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(inner)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-        layout = QVBoxLayout(inner)
-        layout.addLayout(top)
-        layout.addWidget(review_box)
-        layout.addWidget(many_box)
-        layout.addLayout(history)
-        layout.addWidget(self.retraining)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        build_panels(self, top)
 
         self.shortcuts: dict[str, QShortcut] = {}
         for key, method in DOCK_KEYS.items():
             self._shortcut(key, getattr(self, method))
         for k in range(1, 10):
             self._shortcut(str(k), lambda k=k: self.relabel_current(index=k - 1))
-        self.viewer_keys = bind_viewer_keys(self.viewer, self)
+        self.viewer_keys = bind_viewer_keys(self.viewer, self, self.link)
 
-        self.viewer.layers.events.inserted.connect(self._on_layers)
-        self.viewer.layers.events.removed.connect(self._on_layers)
+        self.link.connect(self.model.layers_changed, self._on_layers)
         self._on_layers()
 
     # -- keys -----------------------------------------------------------------------------------
@@ -199,9 +86,6 @@ class CurationWidget(QWidget):
         self.shortcuts[key] = sc
 
     # -- choices --------------------------------------------------------------------------------
-    def _layers(self, _w=None) -> list:
-        return spot_layers(self.viewer)
-
     def _keys(self, _w=None) -> list[str]:
         layer = self.layer_combo.value if hasattr(self, "layer_combo") else None
         if layer is None:
@@ -212,11 +96,9 @@ class CurationWidget(QWidget):
         return [c for c in obs.columns if c not in derived and c not in curated
                 and is_categorical(obs[c]) and obs[c].dtype != bool and 2 <= obs[c].nunique() <= 200]
 
-    def _on_layers(self, _event=None) -> None:
+    def _on_layers(self, *_a) -> None:
         was = self.cells
-        self.layer_combo.reset_choices()
-        if self.layer_combo.value is None and self.layer_combo.choices:
-            self.layer_combo.value = self.layer_combo.choices[-1]
+        self.picker.refresh()
         self._on_layer()
         if was is not None and not was.is_open():
             self._say(f"The layer {was.name!r} was closed: its AnnData keeps the curated labels and the edit log "
@@ -226,7 +108,7 @@ class CurationWidget(QWidget):
         layer = self.layer_combo.value
         if self.cells is not None and self.cells.layer is layer:
             return
-        self.cells = SpotCells(self.viewer, layer) if layer is not None else None
+        self.cells = self.model.get(layer)
         previous = self.key_combo.value
         self.key_combo.reset_choices()
         if layer is not None:
@@ -255,12 +137,12 @@ class CurationWidget(QWidget):
 
             show_error(f"Annotatability curation: {text}")
 
-    def _ready(self) -> tuple[SpotCells, Curation] | None:
+    def _ready(self) -> tuple[CellLayer, Curation] | None:
         """The layer of cells and its curation, or None (and a message saying why)."""
         cells = self.cells
         if cells is None or not cells.is_open():
             name = f" {cells.name!r}" if cells is not None else ""
-            self._say(f"The spots layer{name} is closed or none is picked: pick a spots layer first "
+            self._say(f"The layer of cells{name} is closed or none is picked: pick a layer of cells first "
                       "(nothing was lost: the AnnData keeps the curated labels and the log).", error=True)
             return None
         key = self.key_combo.value
@@ -345,17 +227,20 @@ class CurationWidget(QWidget):
             return None
         cells, _ = ready
         source = source or self.queue_combo.currentText()
-        source = QUEUE_CHOICES.get(source, source)
+        source = QUEUE_CHOICES.get(source, "selection" if source == "selected spots" else source)
         try:
             if source == "selection":
                 picked = cells.selection()
                 if not picked.size:
-                    self._say("No spots are selected: select some (select mode, the data map's lasso) first.",
-                              error=True)
+                    self._say("No cells are selected: select some (select mode, a click on a mask, the data map's "
+                              "lasso) first.", error=True)
                     return None
                 self.queue = ReviewQueue.build(cells.adata, picked)
             else:
                 self.queue = ReviewQueue.build(cells.adata, source)
+            if cells.n != cells.adata.n_obs:  # a layer of one section: review the cells it shows
+                q = self.queue
+                self.queue = ReviewQueue(q.cells[cells.positions(q.cells) >= 0], description=q.description)
         except AnnotatabilityError as err:
             self._say(str(err), error=True)
             return None
@@ -386,7 +271,7 @@ class CurationWidget(QWidget):
             self._ready()  # says the layer is closed
             return
         cells.centre(q.current, self.spots_across)
-        cells.select(q.current)
+        cells.select([q.current])
         self._update()
 
     def _queue_ready(self) -> bool:
@@ -459,9 +344,11 @@ class CurationWidget(QWidget):
         return n
 
     def _after_edit(self, cells, cur: Curation) -> None:
-        cells.show_columns([cur.curated_key])
-        if cells.layer.metadata.get("color_by") == cur.curated_key:
-            color_by(cells.layer, cells.adata, cur.curated_key)
+        cells.show_columns([cur.curated_key])  # recolours the layer if it shows the curated labels
+        for other in self.model.sharing(cells.adata):
+            if other is not cells:
+                other.show_columns([cur.curated_key])
+            self.model.results_changed.emit(other)
         if self.label_box.count() != len(cur.categories):
             self._refresh_labels()
         self._update()
@@ -471,7 +358,8 @@ class CurationWidget(QWidget):
         """The cells of a group of ``GROUP_CHOICES`` (default: the one chosen in the dock)."""
         cells = self.cells
         which = which or self.group_combo.currentText()
-        if which == "selected spots":
+        which = _ALIASES.get(which, which)
+        if which == "selected cells":
             return cells.selection()
         if which == "inside drawn shapes":
             return cells.in_shapes()
@@ -493,8 +381,8 @@ class CurationWidget(QWidget):
         which = which or self.group_combo.currentText()
         idx = self.group(which)
         if not idx.size:
-            self._say(f"No cells in '{which}': select spots (select mode, the data map's lasso) or draw a shape.",
-                      error=True)
+            self._say(f"No cells in '{which}': select cells (select mode, a click on a mask, the data map's lasso) "
+                      "or draw a shape.", error=True)
             return 0
         try:
             if suggested:
@@ -579,7 +467,7 @@ class CurationWidget(QWidget):
         self._update()
 
     def color(self, key: str | None) -> None:
-        """Colour the spots by ``key`` (None: the curated labels), with a legend."""
+        """Colour the cells by ``key`` (None: the curated labels), with a legend."""
         ready = self._ready()
         if ready is None:
             return
@@ -590,19 +478,9 @@ class CurationWidget(QWidget):
         if key not in cells.adata.obs:
             self._say("Retrain on the curated labels first: there is no change to show yet.", error=True)
             return
-        colors = color_by(cells.layer, cells.adata, key)
-        counts = cells.layer.features[key].astype(str).value_counts().to_dict()
+        colors = cells.color_by(key)
+        counts = cells.counts(key)
         if key == keys.CATEGORY_CHANGE:
             colors = {k: v for k, v in colors.items() if counts.get(k, 0)}
         show_legend(self.viewer, key, colors, counts)
 
-
-class _Scroll(QScrollArea):
-    """A scroll area that asks for its content's full size (and may be given less)."""
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        inner = self.widget()
-        if inner is None:
-            return super().sizeHint()
-        hint = inner.sizeHint()
-        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())

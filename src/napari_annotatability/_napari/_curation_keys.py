@@ -38,10 +38,10 @@ def taken_keys(viewer) -> set[str]:
     return out
 
 
-def bind_viewer_keys(viewer, widget) -> list[str]:
+def bind_viewer_keys(viewer, widget, link=None) -> list[str]:
     """Bind on ``viewer`` the dock keys napari leaves free (none of A, S, P, Ctrl+Z is); returns them.
 
-    They are unbound when ``widget`` is destroyed.
+    They are unbound when ``widget`` is destroyed, or closed (``link``: its ``_dock.DockLink``).
     """
     taken = taken_keys(viewer)
     bound = []
@@ -51,7 +51,14 @@ def bind_viewer_keys(viewer, widget) -> list[str]:
         viewer.bind_key(key, lambda _viewer, m=method: getattr(widget, m)(), overwrite=False)
         bound.append(key)
     keys_ = list(bound)
-    widget.destroyed.connect(lambda *_: [viewer.keymap.pop(k, None) for k in _keymap_keys(viewer, keys_)])
+
+    def unbind(*_a) -> None:
+        for k in _keymap_keys(viewer, keys_):
+            viewer.keymap.pop(k, None)
+
+    widget.destroyed.connect(unbind)
+    if link is not None:
+        link.on_close(unbind)
     return bound
 
 

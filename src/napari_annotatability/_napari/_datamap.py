@@ -1,9 +1,12 @@
 """Data map dock: confidence x variability of every spot, brushed both ways with the tissue.
 
-* A lasso (or box) drawn in the map selects those spots on the tissue (``selected_data`` of
-  the spots layer).
-* Selecting spots on the tissue -- points in select mode, or a region drawn in any Shapes
-  layer -- highlights them in the map.
+* A lasso (or box) drawn in the map selects those cells on the tissue (the selected points of a
+  spots layer, the outlined cells of a mask).
+* Selecting cells on the tissue -- points in select mode, a click on a mask, or a region drawn in
+  any Shapes layer -- highlights them in the map.
+
+Both go through the viewer's cell model (``_model``): the map shows the obs rows of the picked
+layer of cells, and its selection is always in obs rows.
 
 Up to ``RASTER_MIN`` spots the map is a scatter, one dot per spot.  Above, a scatter of 10^5 -
 10^6 dots takes seconds to draw (and to redraw at every selection) and shows mostly overplotting,
@@ -24,13 +27,13 @@ from magicgui.widgets import ComboBox
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._selection import select_spots, shape_edit_finished, spot_layers, spots_in_shapes
+from ._dock import DockLink, LayerPicker
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DataMapWidget", "RASTER_MIN", "RASTER_BINS", "OVERLAY_POINTS_MAX"]
+__all__ = ["DataMapWidget", "RASTER_MIN", "RASTER_BINS", "OVERLAY_POINTS_MAX", "select_spots"]
 
 #: above this many spots the map is a density raster instead of a scatter.  Measured with
 #: benchmarks/bench_datamap.py (2 busy cores, Agg): the scatter opens in ~0.5 s at 10^4 spots,
@@ -44,6 +47,11 @@ OVERLAY_POINTS_MAX = 5_000
 #: colour of spots without a category (no categories yet)
 _PLAIN = (0.35, 0.45, 0.6, 1.0)
 _GREY = (0.6, 0.6, 0.6, 1.0)
+
+
+def select_spots(cell, rows) -> None:
+    """Select obs ``rows`` on a layer of cells: the napari side of a lasso (benchmarks time it)."""
+    cell.select(rows)
 
 
 class DataMapWidget(QWidget):
@@ -60,9 +68,12 @@ class DataMapWidget(QWidget):
         self._xy = np.zeros((0, 2))
         self._signature = None
         self._selector = None
-        self._syncing = False  # our own selection change must not echo back into the map
 
-        self.layer_combo = ComboBox(label="spots", choices=self._choices, nullable=True)
+        self._rows = np.zeros(0, dtype=np.int64)  # the obs rows the map shows, in its order
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
+        self.picker = LayerPicker(self.link, "cells", prefer=lambda lyr: keys.VARIABILITY in lyr.metadata["adata"].obs)
+        self.layer_combo = self.picker.combo
         self.layer_combo.changed.connect(lambda _v: self.redraw())
         self.mode = ComboBox(label="brush", choices=["lasso", "box"], value="lasso")
         self.mode.changed.connect(lambda _v: self._make_selector())
@@ -85,7 +96,7 @@ class DataMapWidget(QWidget):
         self.clear_button.clicked.connect(self.clear_selection)
 
         top = QHBoxLayout()
-        top.addWidget(QLabel("spots"))
+        top.addWidget(QLabel("cells"))
         top.addWidget(self.layer_combo.native, 1)
         top.addWidget(QLabel("brush"))
         top.addWidget(self.mode.native)
@@ -95,59 +106,38 @@ class DataMapWidget(QWidget):
         layout.addWidget(self.info)
         layout.addWidget(self.clear_button)
 
-        self._watched: set[int] = set()
-        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
-        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.link.connect(self.model.layers_changed, self._on_layers_changed)
+        self.link.connect(self.model.selection_changed, self._on_selection)
+        self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
 
     # -- layers ----------------------------------------------------------------------------
-    def _choices(self, _widget=None) -> list:
-        return spot_layers(self.viewer)
-
-    def _on_layers_changed(self, event=None) -> None:
-        from napari.layers import Points, Shapes
-
-        self.layer_combo.reset_choices()
-        options = [c for c in self.layer_combo.choices if c is not None]
-        if self.layer_combo.value is None and options:
-            scored = [lyr for lyr in options if keys.VARIABILITY in lyr.metadata["adata"].obs]
-            self.layer_combo.value = (scored or options)[-1]
-        for layer in self.viewer.layers:
-            if id(layer) in self._watched:
-                continue
-            if isinstance(layer, Points) and "adata" in layer.metadata:
-                self._watched.add(id(layer))
-                layer.selected_data.events.items_changed.connect(
-                    lambda *_a, lyr=layer: self._on_points_selection(lyr))
-                layer.events.features.connect(lambda _e, lyr=layer: self._on_features(lyr))
-            elif isinstance(layer, Shapes):
-                self._watched.add(id(layer))
-                layer.events.data.connect(lambda e, lyr=layer: self._on_shapes(lyr, e))
+    def _on_layers_changed(self, *_a) -> None:
+        self.picker.refresh()
         if self.layer is not self.layer_combo.value:
             self.redraw()
-        new = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
-        if isinstance(new, Shapes) and len(new.data) and self.layer is not None:
-            self.highlight(np.flatnonzero(spots_in_shapes(self.layer, new)))  # a layer opened with regions
 
-    def _scores(self, layer):
-        adata = layer.metadata["adata"]
-        obs = adata.obs
+    @staticmethod
+    def _scores(cell):
+        obs = cell.adata.obs
         if keys.CONFIDENCE not in obs or keys.VARIABILITY not in obs:
             return None
-        return obs[keys.VARIABILITY].to_numpy(dtype=float), obs[keys.CONFIDENCE].to_numpy(dtype=float)
+        return cell.values(keys.VARIABILITY).to_numpy(dtype=float), cell.values(keys.CONFIDENCE).to_numpy(dtype=float)
 
     # -- drawing ---------------------------------------------------------------------------
     def redraw(self) -> None:
         """Draw the map of the chosen layer from its AnnData (the finished results)."""
         layer = self.layer_combo.value
+        cell = self.model.get(layer)
         self.layer = layer
         self.ax.clear()
         self._base = self._overlay = self._sel_image = None
         self.raster = False
         self.selected = np.zeros(0, dtype=np.int64)
-        scores = None if layer is None else self._scores(layer)
+        scores = None if cell is None else self._scores(cell)
         if scores is None:
             self._xy = np.zeros((0, 2))
+            self._rows = np.zeros(0, dtype=np.int64)
             self._signature = None
             self.ax.text(0.5, 0.5, "not trained yet", ha="center", va="center", transform=self.ax.transAxes)
             self.ax.set_axis_off()
@@ -155,12 +145,15 @@ class DataMapWidget(QWidget):
             self._make_selector()
             self.canvas.draw_idle()
             return
-        adata = layer.metadata["adata"]
+        adata = cell.adata
         var, conf = scores
         self._xy = np.column_stack([var, conf])
+        self._rows = cell.rows
         self._signature = self._sig(layer)
         n = len(var)
         self._cat_codes, self._table = self._categories(adata, n)
+        if len(self._cat_codes) != n:
+            self._cat_codes = self._cat_codes[self._rows]
         finite = np.isfinite(var)
         xmax = max(0.05, float(var[finite].max()) * 1.08) if finite.any() else 0.5
         self._extent = (0.0, xmax, -0.02, 1.02)
@@ -195,12 +188,13 @@ class DataMapWidget(QWidget):
         self._make_selector()
         self.info.setText(self._idle_text())
         self.canvas.draw_idle()
-        if layer.selected_data:
-            self.highlight(layer.selected_data)
+        selection = cell.selection()
+        if selection.size:
+            self.highlight(selection)
 
     def _idle_text(self) -> str:
-        shown = " (density: the more opaque a bin, the more spots; log scale)" if self.raster else ""
-        return f"{len(self._xy)} spots{shown}. Drag a {self.mode.value} in the map to select spots on the tissue."
+        shown = " (density: the more opaque a bin, the more cells; log scale)" if self.raster else ""
+        return f"{len(self._xy)} cells{shown}. Drag a {self.mode.value} in the map to select cells on the tissue."
 
     @staticmethod
     def _categories(adata, n):
@@ -261,21 +255,24 @@ class DataMapWidget(QWidget):
                 parts.append(col.cat.codes.to_numpy().tobytes() if hasattr(col, "cat") else col.to_numpy().tobytes())
         return hash(tuple(parts))
 
-    def _on_features(self, layer) -> None:
-        # sync_features runs every epoch during training (live confidence only): wait for the end
-        if layer is not self.layer_combo.value or layer.metadata.get("training"):
+    def _on_results(self, cell) -> None:
+        if cell.layer is not self.layer_combo.value or cell.training:
             return
-        if self._sig(layer) != self._signature:
+        if self._sig(cell.layer) != self._signature:
             self.redraw()
 
     def highlight(self, indices) -> None:
-        """Outline these spots in the map and fade the others (none: show all plainly)."""
+        """Outline these cells (obs rows) in the map and fade the others (none: show all plainly)."""
         arr = indices if isinstance(indices, np.ndarray) else np.fromiter(indices, dtype=np.int64)
-        idx = np.sort(arr.astype(np.int64))  # sort + neighbour test: np.unique hashes, 50x slower here
-        if idx.size:
-            idx = idx[np.concatenate([[True], idx[1:] != idx[:-1]])]
-        idx = idx[(idx >= 0) & (idx < len(self._xy))]
-        self.selected = idx
+        rows = np.sort(arr.astype(np.int64))  # sort + neighbour test: np.unique hashes, 50x slower here
+        if rows.size:
+            rows = rows[np.concatenate([[True], rows[1:] != rows[:-1]])]
+        cell = self.model.get(self.layer)
+        idx = cell.positions(rows) if cell is not None and len(self._xy) else np.zeros(0, dtype=np.int64)
+        keep = (idx >= 0) & (idx < len(self._xy))
+        idx, self.selected = idx[keep], rows[keep]
+        if idx.size and (np.diff(idx) < 0).any():
+            idx = np.sort(idx)
         if self._base is None:
             return
         outlined = idx if (not self.raster or idx.size <= OVERLAY_POINTS_MAX) else idx[:0]
@@ -294,7 +291,7 @@ class DataMapWidget(QWidget):
                 faded[idx, 3] = 1.0
             self._base.set_facecolors(faded)
         self._overlay.set_offsets(self._xy[outlined] if outlined.size else np.zeros((0, 2)))
-        self.info.setText(f"{idx.size} of {len(self._xy)} spots selected." if idx.size else self._idle_text())
+        self.info.setText(f"{idx.size} of {len(self._xy)} cells selected." if idx.size else self._idle_text())
         self.canvas.draw_idle()
 
     # -- map -> tissue ---------------------------------------------------------------------
@@ -319,42 +316,34 @@ class DataMapWidget(QWidget):
         self.select_in_map([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
 
     def select_in_map(self, vertices) -> np.ndarray:
-        """Select the spots whose (variability, confidence) lie inside the polygon ``vertices``."""
+        """Select the cells whose (variability, confidence) lie inside the polygon ``vertices``.
+
+        Returns their obs rows; they are selected on the tissue and highlighted here.
+        """
         from matplotlib.path import Path
 
-        layer = self.layer
-        if layer is None or len(self._xy) == 0 or len(vertices) < 3:
+        cell = self.model.get(self.layer)
+        if cell is None or len(self._xy) == 0 or len(vertices) < 3:
             return np.zeros(0, dtype=np.int64)
         verts = np.asarray(vertices, dtype=float)
         lo, hi = verts.min(axis=0), verts.max(axis=0)
         xy = self._xy
-        # only the spots in the lasso's bounding box go through the (vertices x spots) polygon test
+        # only the cells in the lasso's bounding box go through the (vertices x cells) polygon test
         box = np.flatnonzero((xy[:, 0] >= lo[0]) & (xy[:, 0] <= hi[0]) & (xy[:, 1] >= lo[1]) & (xy[:, 1] <= hi[1]))
         inside = box[Path(verts).contains_points(xy[box])] if box.size else box
-        self._syncing = True
-        try:
-            select_spots(layer, inside)
-        finally:
-            self._syncing = False
-        self.highlight(inside)
-        return inside
+        rows = self._rows[inside]
+        select_spots(cell, rows)  # selection_changed highlights them here
+        if not np.array_equal(self.selected, np.sort(rows)):
+            self.highlight(rows)
+        return rows
 
     def clear_selection(self) -> None:
-        if self.layer is not None:
-            self._syncing = True
-            try:
-                select_spots(self.layer, [])
-            finally:
-                self._syncing = False
+        cell = self.model.get(self.layer)
+        if cell is not None:
+            cell.select([])
         self.highlight([])
 
     # -- tissue -> map ---------------------------------------------------------------------
-    def _on_points_selection(self, layer) -> None:
-        if self._syncing or layer is not self.layer:
-            return
-        self.highlight(layer.selected_data)
-
-    def _on_shapes(self, shapes, event) -> None:
-        if self.layer is None or not shape_edit_finished(event):
-            return
-        self.highlight(np.flatnonzero(spots_in_shapes(self.layer, shapes)))
+    def _on_selection(self, cell, rows) -> None:
+        if cell.layer is self.layer:
+            self.highlight(rows)

@@ -1,4 +1,4 @@
-"""Genes dock: the ranked gene-association table; clicking a gene colours the spots by it."""
+"""Genes dock: the ranked gene-association table; clicking a gene colours the cells by it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from qtpy.QtWidgets import (
 
 from ..core import keys
 from ..core.genes import expression
-from ._colors import color_by, sync_features
-from ._legend import hide_legend
-from ._selection import spot_layers
+from ._dock import DockLink, LayerPicker, show_colouring
 
 if TYPE_CHECKING:
     import napari
@@ -33,10 +31,6 @@ COLUMNS = (("high", keys.GENE_HIGH), ("low", keys.GENE_LOW), ("mid", keys.GENE_M
 MAX_ROWS = 500
 
 
-def _scored_layers(viewer) -> list:
-    return [lyr for lyr in spot_layers(viewer) if keys.GENE_HIGH in lyr.metadata["adata"].var]
-
-
 class GenesWidget(QWidget):
     """Genes ranked by how their expression tracks confidence (``annot_gene_*``)."""
 
@@ -44,7 +38,10 @@ class GenesWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.genes: list[str] = []
-        self.layer_combo = ComboBox(label="spots", choices=lambda _w=None: _scored_layers(self.viewer), nullable=True)
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
+        self.picker = LayerPicker(self.link, "cells", var=keys.GENE_HIGH)
+        self.layer_combo = self.picker.combo
         self.ranking = ComboBox(label="rank by", choices=list(RANKINGS), value=next(iter(RANKINGS)))
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("filter genes (e.g. CD3)")
@@ -63,7 +60,7 @@ class GenesWidget(QWidget):
             w.changed.connect(lambda _v: self.refresh())
         self.filter.textChanged.connect(lambda _t: self.refresh())
         row = QHBoxLayout()
-        row.addWidget(QLabel("spots"))
+        row.addWidget(QLabel("cells"))
         row.addWidget(self.layer_combo.native, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
@@ -72,31 +69,18 @@ class GenesWidget(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.info)
 
-        self._watched: set[int] = set()
-        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
-        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.link.connect(self.model.layers_changed, self._on_layers_changed)
+        self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
 
-    def _on_layers_changed(self, _event=None) -> None:
-        from napari.layers import Points
-
-        self.layer_combo.reset_choices()
-        options = [c for c in self.layer_combo.choices if c is not None]
-        if self.layer_combo.value is None and options:
-            self.layer_combo.value = options[-1]
-        for layer in self.viewer.layers:  # a training that finishes adds the scores to a layer
-            if isinstance(layer, Points) and "adata" in layer.metadata and id(layer) not in self._watched:
-                self._watched.add(id(layer))
-                layer.events.features.connect(lambda _e: self._on_features())
+    def _on_layers_changed(self, *_a) -> None:
+        self.picker.refresh()
         self.refresh()
 
-    def _on_features(self) -> None:
+    def _on_results(self, _cell) -> None:
+        """A training finished: a layer may have gene scores now."""
         before = self.layer_combo.value
-        self.layer_combo.reset_choices()
-        if self.layer_combo.value is None:
-            options = [c for c in self.layer_combo.choices if c is not None]
-            if options:
-                self.layer_combo.value = options[-1]
+        self.picker.refresh()
         if self.layer_combo.value is not before or (before is not None and not self.genes):
             self.refresh()
 
@@ -127,17 +111,15 @@ class GenesWidget(QWidget):
                 self.table.setItem(r, c, item)
         self.genes = list(names[:shown])
         more = f" (first {shown} of {len(order)})" if len(order) > shown else ""
-        self.info.setText(f"{len(order)} genes{more}. Click a gene to colour the spots by its expression.")
+        self.info.setText(f"{len(order)} genes{more}. Click a gene to colour the cells by its expression.")
 
     def show_gene(self, gene: str) -> None:
-        """Colour the spots by ``gene``'s expression (a colormap over its range)."""
-        layer = self.layer_combo.value
-        if layer is None:
+        """Colour the cells by ``gene``'s expression (a colormap over its range)."""
+        cell = self.picker.cell
+        if cell is None:
             return
-        adata = layer.metadata["adata"]
         key = f"{gene} expression"
-        sync_features(layer, adata, {key: expression(adata, gene)})
-        color_by(layer, adata, key)
-        hide_legend(self.viewer)
-        self.viewer.layers.selection.active = layer
-        self.info.setText(f"Spots coloured by {gene} expression.")
+        cell.sync({key: expression(cell.adata, gene)})
+        show_colouring(self.viewer, cell, key, cell.color_by(key))
+        self.viewer.layers.selection.active = cell.layer
+        self.info.setText(f"Cells coloured by {gene} expression.")

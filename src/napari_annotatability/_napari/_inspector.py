@@ -8,7 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._selection import spot_layers
+from ._dock import DockLink
 
 if TYPE_CHECKING:
     import napari
@@ -26,10 +26,10 @@ FIELDS = (
 
 
 class InspectorWidget(QWidget):
-    """Click a spot (in any mode) to see its label, scores and p(label) per epoch.
+    """Click a spot or a cell to see its label, scores and p(label) per epoch.
 
-    In pan/zoom mode a click (a press and release without a drag) on a spot shows it; in select
-    mode selecting a single spot does.
+    In pan/zoom mode a click (a press and release without a drag) on a spot or on a cell of a mask
+    shows it; selecting a single cell (select mode, a click on a mask, the curation queue) does too.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -38,7 +38,7 @@ class InspectorWidget(QWidget):
         from matplotlib.figure import Figure
 
         self.viewer = napari_viewer
-        self.title = QLabel("Click a spot on the tissue to inspect it.")
+        self.title = QLabel("Click a spot or a cell on the tissue to inspect it.")
         self.title.setWordWrap(True)
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
@@ -64,45 +64,27 @@ class InspectorWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.canvas)
         layout.addStretch(1)
-        self._watched: set[int] = set()
-        self.viewer.layers.events.inserted.connect(self._watch_layers)
-        self._watch_layers()
+        self.link = DockLink(self, napari_viewer)
+        self.link.connect(self.link.model.clicked, self._on_click)
+        self.link.connect(self.link.model.selection_changed, self._on_selection)
 
-    def _watch_layers(self, _event=None) -> None:
-        for layer in spot_layers(self.viewer):
-            if id(layer) in self._watched:
-                continue
-            self._watched.add(id(layer))
-            layer.selected_data.events.items_changed.connect(lambda *_a, lyr=layer: self._on_selection(lyr))
-            layer.mouse_drag_callbacks.append(self._on_click)
+    def _on_click(self, cell, row: int) -> None:
+        """A click (no drag, pan/zoom mode) on a cell of any layer of cells shows it."""
+        self.show_spot(cell.layer, row)
 
-    def _on_click(self, layer, event):
-        """A click without a drag on a spot (pan/zoom mode) shows that spot."""
-        if layer.mode != "pan_zoom" or "adata" not in layer.metadata:
-            return
-        start = tuple(event.position)
-        yield
-        while event.type == "mouse_move":
-            yield
-        if event.type == "mouse_release" and tuple(event.position) == start:
-            index = layer.get_value(start, world=True)
-            if index is not None:
-                self.show_spot(layer, int(index))
-
-    def _on_selection(self, layer) -> None:
-        selected = sorted(layer.selected_data)
-        if len(selected) == 1:
-            self.show_spot(layer, selected[0])
+    def _on_selection(self, cell, rows) -> None:
+        if len(rows) == 1:
+            self.show_spot(cell.layer, int(rows[0]))
 
     def show_spot(self, layer, index: int) -> None:
-        """Show spot ``index`` of ``layer``."""
+        """Show obs row ``index`` of ``layer``'s AnnData."""
         adata = layer.metadata["adata"]
         obs = adata.obs
         info = adata.uns.get(keys.UNS, {})
         label_key = info.get("label_key") if isinstance(info, dict) else None
         if label_key is None and layer.metadata.get("color_by") in obs:
             label_key = layer.metadata["color_by"]  # not trained yet: the annotation on show
-        self.title.setText(f"<b>{adata.obs_names[index]}</b> ({layer.name}, spot {index})")
+        self.title.setText(f"<b>{adata.obs_names[index]}</b> ({layer.name}, cell {index})")
         for name, key in FIELDS:
             key = key or label_key
             if key is None or key not in obs:

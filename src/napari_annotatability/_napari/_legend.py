@@ -28,16 +28,6 @@ class CategoryLegend(QWidget):
         self.entries: list[tuple[str, str, int]] = []
         self.colorbar: tuple[str, tuple[float, float]] | None = None
 
-
-def gradient_css(colormap: str, stops: int = 11) -> str:
-    """A Qt style-sheet linear gradient of a matplotlib colormap, left to right."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    cmap = colormaps[colormap]
-    parts = ", ".join(f"stop:{i / (stops - 1):.2f} {to_hex(cmap(i / (stops - 1)))}" for i in range(stops))
-    return f"qlineargradient(x1:0, y1:0, x2:1, y2:0, {parts})"
-
     def _clear(self) -> None:
         while self._grid.count():
             item = self._grid.takeAt(0)
@@ -78,6 +68,16 @@ def gradient_css(colormap: str, stops: int = 11) -> str:
             num = QLabel(str(count) if counts else "")
             num.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self._grid.addWidget(num, row, 2)
+
+
+def gradient_css(colormap: str, stops: int = 11) -> str:
+    """A Qt style-sheet linear gradient of a matplotlib colormap, left to right."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps[colormap]
+    parts = ", ".join(f"stop:{i / (stops - 1):.2f} {to_hex(cmap(i / (stops - 1)))}" for i in range(stops))
+    return f"qlineargradient(x1:0, y1:0, x2:1, y2:0, {parts})"
 
 
 # One legend dock per viewer, shared by every widget that colours spots (kept here, not found

@@ -1,4 +1,4 @@
-"""Region inspector: draw a shape on the tissue, read what the spots inside hold."""
+"""Region inspector: draw a shape on the tissue, read what the cells inside hold (spots or a mask's cells)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.regions import RegionSummary, region_summary
-from ._selection import area_shape_layers, shape_edit_finished, spot_layers, spots_in_shapes
+from ._dock import DockLink, LayerPicker
+from ._selection import area_shape_layers, shape_edit_finished
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
@@ -41,11 +42,11 @@ def _bar_rows(counts: dict[str, int], total: int, colors: dict[str, str] | None 
 
 def summary_html(s: RegionSummary, adata, label_key: str | None) -> str:
     """The summary as rich text for a QLabel."""
-    parts = [f"<b>{s.n_cells}</b> of {s.n_total} spots"]
+    parts = [f"<b>{s.n_cells}</b> of {s.n_total} cells"]
     if s.n_cells and np.isfinite(s.mean_confidence):
         parts[0] += f" &middot; mean confidence <b>{s.mean_confidence:.2f}</b>, variability {s.mean_variability:.2f}"
     if s.n_cells == 0:
-        return parts[0] + "<br>No spot inside the drawn region(s)."
+        return parts[0] + "<br>No cell inside the drawn region(s)."
     if s.categories:
         parts.append("<b>Category</b>" + _bar_rows(s.categories, s.n_cells, dict(zip(keys.CATEGORIES, keys.CATEGORY_COLORS))))
     if s.labels:
@@ -66,14 +67,17 @@ def summary_html(s: RegionSummary, adata, label_key: str | None) -> str:
 
 
 class RegionWidget(QWidget):
-    """Summarise the spots inside the shapes of a Shapes layer, updated as shapes are drawn."""
+    """Summarise the cells inside the shapes of a Shapes layer, updated as shapes are drawn."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.summary: RegionSummary | None = None
         self.mask = np.zeros(0, dtype=bool)
-        self.layer_combo = ComboBox(label="spots", choices=lambda _w=None: spot_layers(self.viewer), nullable=True)
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
+        self.picker = LayerPicker(self.link, "cells")
+        self.layer_combo = self.picker.combo
         self.shapes_combo = ComboBox(label="regions", choices=lambda _w=None: area_shape_layers(self.viewer),
                                      nullable=True)
         self.n_genes = SpinBox(label="genes", value=10, min=0, max=100)
@@ -82,12 +86,12 @@ class RegionWidget(QWidget):
         self.draw_button = QPushButton("Draw a region")
         self.draw_button.setToolTip("Add (or pick) a Shapes layer in polygon mode: click the corners, double-click to close")
         self.draw_button.clicked.connect(self.start_drawing)
-        self.text = QLabel("Draw a polygon, rectangle or ellipse on the tissue to summarise the spots inside.")
+        self.text = QLabel("Draw a polygon, rectangle or ellipse on the tissue to summarise the cells inside.")
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.RichText)
 
         row = QHBoxLayout()
-        for label, w in (("spots", self.layer_combo), ("regions", self.shapes_combo), ("genes", self.n_genes)):
+        for label, w in (("cells", self.layer_combo), ("regions", self.shapes_combo), ("genes", self.n_genes)):
             row.addWidget(QLabel(label))
             row.addWidget(w.native, 1 if label != "genes" else 0)
         layout = QVBoxLayout(self)
@@ -96,27 +100,50 @@ class RegionWidget(QWidget):
         layout.addWidget(self.text)
         layout.addStretch(1)
 
-        self._watched: set[int] = set()
-        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
-        self.viewer.layers.events.removed.connect(self._on_layers_changed)
-        self._on_layers_changed()
+        # the shapes themselves: their layers come and go with the viewer's layer list
+        self._shape_slots: dict[int, tuple] = {}
+        self.viewer.layers.events.inserted.connect(self._on_viewer_layers)
+        self.viewer.layers.events.removed.connect(self._on_viewer_layers)
+        self.link.on_close(self._disconnect_shapes)
+        self.link.connect(self.model.layers_changed, self._on_layers_changed)
+        self.link.connect(self.model.results_changed, self._on_results)
+        self._on_viewer_layers()
 
-    def _on_layers_changed(self, event=None) -> None:
+    def _disconnect_shapes(self) -> None:
+        for layer, slot in self._shape_slots.values():
+            layer.events.data.disconnect(slot)
+        self._shape_slots.clear()
+        for emitter in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            emitter.disconnect(self._on_viewer_layers)
+
+    def _on_viewer_layers(self, event=None) -> None:
         from napari.layers import Shapes
 
-        for combo in (self.layer_combo, self.shapes_combo):
-            combo.reset_choices()
-            options = [c for c in combo.choices if c is not None]
-            if combo.value is None and options:
-                combo.value = options[-1]
+        self.shapes_combo.reset_choices()
+        options = [c for c in self.shapes_combo.choices if c is not None]
+        if self.shapes_combo.value is None and options:
+            self.shapes_combo.value = options[-1]
         new = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
         if isinstance(new, Shapes):
             self.shapes_combo.value = new  # the region layer just added is the one to read
+        present = {id(lyr) for lyr in area_shape_layers(self.viewer)}
+        for key in [k for k in self._shape_slots if k not in present]:
+            layer, slot = self._shape_slots.pop(key)
+            layer.events.data.disconnect(slot)
         for layer in area_shape_layers(self.viewer):
-            if id(layer) not in self._watched:
-                self._watched.add(id(layer))
-                layer.events.data.connect(lambda e, lyr=layer: self._on_shapes(lyr, e))
+            if id(layer) not in self._shape_slots:
+                slot = (lambda e, lyr=layer: self._on_shapes(lyr, e))
+                layer.events.data.connect(slot)
+                self._shape_slots[id(layer)] = (layer, slot)
+        self._on_layers_changed()
+
+    def _on_layers_changed(self, *_a) -> None:
+        self.picker.refresh()
         self.update_summary()
+
+    def _on_results(self, cell) -> None:
+        if cell.layer is self.layer_combo.value and not cell.training:
+            self.update_summary()
 
     def _on_shapes(self, shapes, event) -> None:
         if not shape_edit_finished(event):
@@ -127,32 +154,33 @@ class RegionWidget(QWidget):
             self.update_summary()
 
     def start_drawing(self) -> None:
-        """Pick (or add) a Shapes layer aligned with the spots and switch it to polygon mode."""
+        """Pick (or add) a Shapes layer aligned with the cells and switch it to polygon mode."""
         shapes = self.shapes_combo.value
         if shapes is None:
-            spots = self.layer_combo.value
             kwargs = dict(name="regions", edge_color="#ffff00", face_color=[1, 1, 0, 0.12], edge_width=2)
-            if spots is not None:
-                kwargs.update(scale=spots.scale, translate=spots.translate)
-                kwargs["edge_width"] = max(2.0, float(np.median(spots.size)) / 4) if len(spots.data) else 2.0
+            cell = self.picker.cell
+            if cell is not None and cell.n:
+                kwargs["edge_width"] = max(2.0, cell.cell_diameter() / 4)  # shapes live in world coordinates
             shapes = self.viewer.add_shapes(**kwargs)
         self.viewer.layers.selection.active = shapes
         shapes.mode = "add_polygon"
 
     def update_summary(self) -> RegionSummary | None:
-        """Recompute the summary of the spots inside the current regions."""
-        spots, shapes = self.layer_combo.value, self.shapes_combo.value
-        if spots is None or shapes is None or len(shapes.data) == 0:
+        """Recompute the summary of the cells inside the current regions."""
+        cell, shapes = self.picker.cell, self.shapes_combo.value
+        if cell is None or shapes is None or len(shapes.data) == 0 or cell.training:
             self.summary = None
             self.mask = np.zeros(0, dtype=bool)
-            self.text.setText("Draw a polygon, rectangle or ellipse on the tissue to summarise the spots inside.")
+            self.text.setText("Draw a polygon, rectangle or ellipse on the tissue to summarise the cells inside.")
             return None
-        adata = spots.metadata["adata"]
-        self.mask = spots_in_shapes(spots, shapes)
+        adata = cell.adata
+        self.mask = np.zeros(adata.n_obs, dtype=bool)
+        self.mask[cell.rows_in_shapes(shapes)] = True
         info = adata.uns.get(keys.UNS, {})
         label_key = info.get("label_key") if isinstance(info, dict) else None
         if label_key is None:
-            label_key = spots.metadata.get("color_by") if spots.metadata.get("color_by") in adata.obs else None
+            shown = cell.layer.metadata.get("color_by")
+            label_key = shown if shown in adata.obs else None
         try:
             self.summary = region_summary(adata, self.mask, label_key=label_key, n_genes=int(self.n_genes.value))
         except AnnotatabilityError as err:

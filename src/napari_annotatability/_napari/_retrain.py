@@ -80,7 +80,7 @@ class RetrainPanel(QWidget):
                                "compare the categories with those before")
         self.compare = ComparePanel()
         self.color_change = QPushButton("Colour by change")
-        self.color_change.setToolTip("colour the spots by how their category moved (grey: unchanged)")
+        self.color_change.setToolTip("colour the cells by how their category moved (grey: unchanged)")
         self.color_change.setEnabled(False)
         self.color_curated = QPushButton("Colour by curated label")
         layout = QVBoxLayout(self)
@@ -154,6 +154,7 @@ class RetrainPanel(QWidget):
             return
         if cells.is_open():
             cells.show_columns([keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE])
+            cells.model.results_changed.emit(cells)
         self.compare.show_comparison(self.comparison)
         self.color_change.setEnabled(True)
         self._say("Retrained on the curated labels. " + self.comparison.text()

@@ -1,12 +1,17 @@
-"""Which spots a drawn region covers, and selecting spots on a layer (no Qt)."""
+"""Which spots a drawn region covers, and selecting spots on a layer (no Qt).
+
+Pure geometry over napari's public API: positions go from a layer's data coordinates to world
+coordinates through its public transforms (``_transforms.data_to_world``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.path import Path
 
-__all__ = ["AREA_SHAPES", "inside_shape", "spots_in_shapes", "world_points", "select_spots", "area_shape_layers",
-           "spot_layers", "shape_edit_finished"]
+__all__ = ["AREA_SHAPES", "inside_shape", "spots_in_shapes", "world_points", "area_shape_layers",
+           "shape_edit_finished", "to_world", "shape_vertices_world",
+           "inside_shapes"]
 
 #: Shapes types that enclose an area (lines and paths do not)
 AREA_SHAPES = ("polygon", "rectangle", "ellipse")
@@ -39,21 +44,33 @@ def inside_shape(shape_type: str, vertices: np.ndarray, points: np.ndarray) -> n
     return np.zeros(len(points), dtype=bool)
 
 
+def to_world(layer, data) -> np.ndarray:
+    """(n, 2) world (row, col) of (n, ndim) data coordinates of ``layer`` (its public transforms)."""
+    from ._transforms import data_to_world
+
+    data = np.asarray(data, dtype=np.float64)
+    if data.size == 0:
+        return np.zeros((0, 2))
+    return data_to_world(layer, data.reshape(-1, data.shape[-1]))[:, -2:]
+
+
 def world_points(layer) -> np.ndarray:
     """The layer's points in world coordinates (last two axes)."""
-    data = np.asarray(layer.data, dtype=np.float64)
-    if len(data) == 0:
-        return np.zeros((0, 2))
-    return np.asarray(layer._data_to_world(data))[:, -2:]
+    return to_world(layer, layer.data)
 
 
-def spots_in_shapes(points_layer, shapes_layer, indices=None) -> np.ndarray:
-    """Boolean mask of the spots of ``points_layer`` inside any area shape of ``shapes_layer``.
+def shape_vertices_world(shapes_layer, index: int) -> np.ndarray:
+    """The vertices of shape ``index`` of ``shapes_layer`` in world (row, col)."""
+    return to_world(shapes_layer, shapes_layer.data[index])
 
-    Both layers are compared in world coordinates, so scaled or translated layers match.
-    ``indices`` restricts to some shapes (e.g. the selected ones).
+
+def inside_shapes(points: np.ndarray, shapes_layer, indices=None) -> np.ndarray:
+    """Boolean mask of world ``points`` (n, 2) inside any area shape of ``shapes_layer``.
+
+    ``indices`` restricts to some shapes (e.g. the selected ones).  Only the points in a shape's
+    bounding box go through the polygon test.
     """
-    pts = world_points(points_layer)
+    pts = np.asarray(points, dtype=np.float64)
     mask = np.zeros(len(pts), dtype=bool)
     if len(pts) == 0:
         return mask
@@ -63,34 +80,23 @@ def spots_in_shapes(points_layer, shapes_layer, indices=None) -> np.ndarray:
         kind = shapes_layer.shape_type[i]
         if kind not in AREA_SHAPES:
             continue
-        verts = np.asarray(shapes_layer._data_to_world(np.asarray(shapes_layer.data[i], dtype=np.float64)))[:, -2:]
+        verts = shape_vertices_world(shapes_layer, i)
         vlo, vhi = verts.min(axis=0), verts.max(axis=0)
         if (vhi < lo).any() or (vlo > hi).any():
             continue
-        # test only the spots in the shape's bounding box
         cand = np.flatnonzero(((pts >= vlo) & (pts <= vhi)).all(axis=1))
         if cand.size:
             mask[cand[inside_shape(kind, verts, pts[cand])]] = True
     return mask
 
 
-def select_spots(layer, mask_or_indices) -> None:
-    """Make ``layer.selected_data`` exactly these spots."""
-    arr = np.asarray(mask_or_indices)
-    idx = np.flatnonzero(arr) if arr.dtype == bool else arr.astype(np.int64)
-    layer.selected_data = set(idx.tolist())
+def spots_in_shapes(points_layer, shapes_layer, indices=None) -> np.ndarray:
+    """Boolean mask of the spots of ``points_layer`` inside any area shape of ``shapes_layer``.
 
-
-def spot_layers(viewer, require: str | None = None) -> list:
-    """Points layers tied to an AnnData (optionally one whose obs has ``require``)."""
-    from napari.layers import Points
-
-    out = []
-    for lyr in viewer.layers:
-        if isinstance(lyr, Points) and "adata" in lyr.metadata:
-            if require is None or require in lyr.metadata["adata"].obs:
-                out.append(lyr)
-    return out
+    Both layers are compared in world coordinates, so scaled or translated layers match.
+    ``indices`` restricts to some shapes (e.g. the selected ones).
+    """
+    return inside_shapes(world_points(points_layer), shapes_layer, indices)
 
 
 def shape_edit_finished(event) -> bool:

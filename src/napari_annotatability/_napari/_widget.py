@@ -1,27 +1,32 @@
-"""The Annotatability dock widget: pick spots and a label, train live, colour by the results."""
+"""The Annotatability dock widget: pick a layer of cells and a label, train live, colour by the results.
+
+The form and the worker are in ``_training``, the throttled live recolouring in ``_live``, exports
+and figures in ``_export``; the layers of cells (spots or a mask) come from the viewer's model
+(``_model``).
+"""
 
 from __future__ import annotations
 
-import time
 import weakref
 from typing import TYPE_CHECKING
 
-import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
-from ..core.rules import RULES, describe_categories
-from ._colors import color_by, is_categorical, sync_features
-from ._selection import spot_layers
-from ._legend import hide_legend, show_legend, viewer_legend
+from ..core.rules import describe_categories
+from ._dock import DockLink, LayerPicker, show_colouring
+from ._export import EXPORT_FILTERS, ask_export_path, ask_figure_path, export_layer
+from ._export import save_figure as _save_figure
+from ._legend import viewer_legend
+from ._live import DRAW_PROBE_S, LIVE_DUTY, LIVE_SPOTS_PER_SECOND, LiveRecolour, live_interval
+from ._training import FIELDS, TrainingForm, make_worker
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["AnnotatabilityWidget", "training_widget"]
+__all__ = ["AnnotatabilityWidget", "training_widget", "live_interval", "LIVE_SPOTS_PER_SECOND", "LIVE_DUTY",
+           "DRAW_PROBE_S", "EXPORT_FILTERS", "COLOR_BUTTONS", "DOCKS"]
 
 #: the training widget of each viewer (other docks, e.g. curation, train through it)
 _TRAINING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -30,6 +35,7 @@ _TRAINING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def training_widget(viewer) -> AnnotatabilityWidget | None:
     """The Annotatability training widget docked in ``viewer``, if any."""
     return _TRAINING.get(viewer)
+
 
 #: colour-by buttons: (text, feature key or None for the annotation itself)
 COLOR_BUTTONS = (
@@ -50,95 +56,37 @@ DOCKS = (
     ("Curate", "Annotatability curation"),
 )
 
-#: live recolouring during training: at most once per (spots / LIVE_SPOTS_PER_SECOND) seconds, and
-#: at most LIVE_DUTY of the time (measured), so that large sections keep the viewer responsive.
-#: Every draw of 10^5 spots costs ~0.4 s under software OpenGL (benchmarks/bench_viewer.py).
-LIVE_SPOTS_PER_SECOND = 100_000
-LIVE_DUTY = 0.25
-#: delay of the timer that finds out when the redraw after a live recolour has finished
-DRAW_PROBE_S = 0.04
-
-
-def live_interval(n_spots: int, last_cost: float = 0.0) -> float:
-    """Seconds to wait between two live recolours of a layer of ``n_spots``."""
-    return max(n_spots / LIVE_SPOTS_PER_SECOND if n_spots > 20_000 else 0.0, last_cost / LIVE_DUTY)
-
-
-#: export file filters -> the extension each adds
-EXPORT_FILTERS = {
-    "AnnData with all results (*.h5ad)": ".h5ad",
-    "Spots table (*.csv)": ".csv",
-    "Spots GeoJSON (*.geojson)": ".geojson",
-}
-
-
-def _devices() -> list[str]:
-    import torch
-
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    return out
-
 
 class AnnotatabilityWidget(QWidget):
-    """Train on an annotation of a spots layer and watch the spots recolour every epoch.
+    """Train on an annotation of a layer of cells and watch the cells recolour every epoch.
 
-    The spots layer must carry its AnnData in ``layer.metadata['adata']`` (layers opened with
-    this plugin's reader or sample data do).  Results go to that AnnData (the documented keys)
-    and are mirrored in ``layer.features``.
+    The layer (Points of spots or cells, or Labels of a segmentation) must carry its AnnData in
+    ``layer.metadata['adata']`` (layers opened with this plugin's reader or sample data do).
+    Results go to that AnnData (the documented keys) and are shown on every layer of it.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self.live_recolours = 0
-        self.live_costs: list[float] = []
+        self.live: LiveRecolour | None = None
         self._cancel_requested = False
         self._training_layer = None
-
-        self.layer_combo = ComboBox(label="spots", choices=self._spot_layers, nullable=True)
-        self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
-        # the adaptive recipe derives epochs (a step budget) and the learning rate (from the input
-        # scale) from the data (core.recipes); the fields then show what it chose, greyed out
-        self.adaptive = CheckBox(text="adaptive recipe (epochs and learning rate from the data)", value=True)
-        self.epochs = SpinBox(label="epochs", value=100, min=1, max=5000)
-        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-5, max=1.0, step=1e-4)
-        self.epochs.tooltip = "with the adaptive recipe: about 1000 optimisation steps (20 to 1000 epochs)"
-        self.lr.tooltip = "with the adaptive recipe: 1 / mean squared norm of the cells, within [1e-3, 1e-2]"
-        self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
-        self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.n_seeds = SpinBox(label="seeds (ensemble)", value=1, min=1, max=20)
-        self.n_seeds.tooltip = ("train this many networks (seed, seed + 100, ...) and average their scores: "
-                                "steadier scores on small datasets, n times the training time")
-        self.device = ComboBox(label="device", choices=_devices(), value="auto")
-        self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
-        self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
-        self.rule = ComboBox(label="category rule", choices=list(RULES), value=RULES[0])
-        self.rule.tooltip = ("calibrated: erroneous = label quality at or below the calibrated cut-off, ambiguous = "
-                             "the network cannot settle the spot; paper: the published rule on confidence and "
-                             "variability")
-        self.form = Container(widgets=[
-            self.layer_combo, self.label_combo, self.adaptive, self.epochs, self.lr, self.batch_size, self.depth,
-            self.seed, self.n_seeds, self.device, self.calibrate, self.noise, self.rule,
-        ])
-        self.lr.native.setDecimals(5)
-        self.adaptive.changed.connect(lambda _v: self._show_recipe())
-        self.batch_size.changed.connect(lambda _v: self._show_recipe())
+        self.link = DockLink(self, napari_viewer)
+        self.model = self.link.model
+        self.picker = LayerPicker(self.link, "cells")
+        self.layer_combo = self.picker.combo
+        self.form = TrainingForm(self.layer_combo)
+        for name in FIELDS:
+            setattr(self, name, getattr(self.form, name))
         self.layer_combo.changed.connect(self._on_layer_changed)
-        self.calibrate.changed.connect(lambda v: setattr(self.noise, "enabled", bool(v)))
 
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.train_button.clicked.connect(self.train)
         self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel("Pick a spots layer and the annotation to examine, then press Train.")
+        self.status = QLabel("Pick a layer of cells and the annotation to examine, then press Train.")
         self.status.setWordWrap(True)
 
         self.color_buttons: dict[str, QPushButton] = {}
@@ -148,6 +96,10 @@ class AnnotatabilityWidget(QWidget):
             btn.clicked.connect(lambda _=False, k=key: self.show_feature(k))
             grid.addWidget(btn, i // 3, i % 3)
             self.color_buttons[text] = btn
+        self.switch_button = QPushButton("Mask / points")
+        self.switch_button.setToolTip("show a mask's cells as centroid points, or the points' mask again")
+        self.switch_button.clicked.connect(lambda: self.toggle_points())
+        grid.addWidget(self.switch_button, len(COLOR_BUTTONS) // 3, len(COLOR_BUTTONS) % 3)
 
         self.dock_buttons: dict[str, QPushButton] = {}
         docks = QGridLayout()
@@ -158,21 +110,22 @@ class AnnotatabilityWidget(QWidget):
             docks.addWidget(btn, i // 3, i % 3)
             self.dock_buttons[text] = btn
 
-        self.export_button = QPushButton("Export spots...")
-        self.export_button.setToolTip("The AnnData with every result (.h5ad), a per-spot table (.csv) "
-                                      "or spot shapes with their values (.geojson: QuPath, geopandas)")
-        self.export_button.clicked.connect(self._ask_export_path)
+        self.export_button = QPushButton("Export cells...")
+        self.export_button.setToolTip("The AnnData with every result (.h5ad), a per-cell table (.csv), cell shapes "
+                                      "with their values (.geojson: QuPath, geopandas) or cell groups "
+                                      "(.groups.csv: Xenium Explorer)")
+        self.export_button.clicked.connect(lambda: self._ask_export_path())
         self.figure_button = QPushButton("Save figure (PNG)...")
-        self.figure_button.clicked.connect(self._ask_figure_path)
+        self.figure_button.clicked.connect(lambda: self._ask_figure_path())
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
+        layout.addWidget(self.form.container.native)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        layout.addWidget(QLabel("Colour spots by:"))
+        layout.addWidget(QLabel("Colour cells by:"))
         layout.addLayout(grid)
         layout.addWidget(QLabel("Inspect:"))
         layout.addLayout(docks)
@@ -182,81 +135,65 @@ class AnnotatabilityWidget(QWidget):
         layout.addLayout(saving)
         layout.addStretch(1)
 
-        self.viewer.layers.events.inserted.connect(self._reset_choices)
-        self.viewer.layers.events.removed.connect(self._reset_choices)
+        self.link.connect(self.model.layers_changed, self._reset_choices)
+        self.link.connect(self.model.results_changed, self._on_results)
         self._reset_choices()
         _TRAINING[self.viewer] = self
+        self.link.on_close(self._closed)
+
+    def _closed(self) -> None:
+        """Closed: other docks no longer train through this widget (a running training goes on)."""
+        if _TRAINING.get(self.viewer) is self:
+            del _TRAINING[self.viewer]
 
     # -- choices ---------------------------------------------------------------------------
+    @property
+    def cell(self):
+        """The picked layer of cells (``_cells.CellLayer``), or None."""
+        return self.picker.cell
+
     def _spot_layers(self, _widget=None) -> list:
-        return spot_layers(self.viewer)
+        """The layers of cells the widget offers (the model's: plain Points without an AnnData are not)."""
+        return self.model.layers()
 
-    def _label_choices(self, _widget=None) -> list[str]:
-        layer = self.layer_combo.value if hasattr(self, "layer_combo") else None
-        if layer is None:
-            return []
-        obs = layer.metadata["adata"].obs
-        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY, keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE}
-        out = []
-        for col in obs.columns:
-            if col in derived or not is_categorical(obs[col]) or obs[col].dtype == bool:
-                continue
-            n = obs[col].nunique()
-            if 2 <= n <= max(2, min(200, len(obs) // 2)):
-                out.append(col)
-        return out
-
-    def _reset_choices(self, _event=None) -> None:
-        self.layer_combo.reset_choices()
-        if self.layer_combo.value is None and self.layer_combo.choices:
-            self.layer_combo.value = self.layer_combo.choices[-1]
+    def _reset_choices(self, *_a) -> None:
+        self.picker.refresh()
         self._on_layer_changed()
 
     def _on_layer_changed(self, _value=None) -> None:
-        previous = self.label_combo.value
-        self.label_combo.reset_choices()
-        layer = self.layer_combo.value
-        if layer is None:
-            return
-        adata = layer.metadata["adata"]
-        stored = adata.uns.get(keys.UNS, {})
-        preferred = stored.get("label_key") if isinstance(stored, dict) else None
-        options = [c for c in self.label_combo.choices if c is not None]
-        for key in (previous, preferred, "label", *options[:1]):
-            if key is not None and key in options:
-                self.label_combo.value = key
-                break
+        self.form.pick_label(self.label_combo.value)
         self._update_color_buttons()
-        self._show_recipe()
+        self.form.show_recipe()
 
     def _show_recipe(self) -> None:
-        """With the adaptive recipe, grey out epochs and lr and show what it will choose."""
-        adaptive = bool(self.adaptive.value)
-        self.epochs.enabled = self.lr.enabled = not adaptive
-        layer = self.layer_combo.value
-        if not adaptive or layer is None:
-            return
-        from ..core.recipes import resolve_recipe
+        self.form.show_recipe()
 
-        adata = layer.metadata["adata"]
-        try:
-            chosen = resolve_recipe("adaptive", adata.X, adata.n_obs, int(self.batch_size.value))
-        except (AnnotatabilityError, ValueError, TypeError, AttributeError):
-            return  # no usable X: the training will say why
-        self.epochs.value = int(chosen["epochs"])
-        self.lr.value = float(chosen["lr"])
+    def _on_results(self, cell) -> None:
+        if cell.layer is self.layer_combo.value:
+            self._update_color_buttons()
 
     def _update_color_buttons(self) -> None:
-        layer = self.layer_combo.value
-        feats = layer.features if layer is not None else pd.DataFrame()
+        cell = self.cell
+        obs = cell.adata.obs if cell is not None else {}
         for text, key in COLOR_BUTTONS:
-            ok = layer is not None and (key in feats if key else self.label_combo.value is not None)
+            ok = cell is not None and (key in obs if key else self.label_combo.value is not None)
             self.color_buttons[text].setEnabled(bool(ok) and self.worker is None)
+        self.switch_button.setEnabled(cell is not None and (cell.kind == "cells" or self.model.twin(cell) is not None))
 
     # -- training --------------------------------------------------------------------------
     @property
     def is_training(self) -> bool:
         return self.worker is not None
+
+    @property
+    def live_recolours(self) -> int:
+        """How many epochs of the last training recoloured the cells (benchmarks read it)."""
+        return self.live.count if self.live is not None else 0
+
+    @property
+    def live_costs(self) -> list[float]:
+        """Seconds each live recolour took, redraw included."""
+        return self.live.costs if self.live is not None else []
 
     def train_on(self, layer, label_key: str, *, start: bool = True, compare_key: str | None = None):
         """Train on ``layer``'s annotation ``label_key`` with the form's settings; returns the worker.
@@ -279,55 +216,26 @@ class AnnotatabilityWidget(QWidget):
         With ``start=False`` the caller connects to the worker's signals and calls
         ``worker.start()`` itself (tests do, inside ``qtbot.waitSignal(worker.finished)``).
         """
-        from napari.qt.threading import thread_worker
         from napari.utils.notifications import show_error
-
-        from ..core.pipeline import iter_score
 
         if self.is_training:
             return None
-        layer, label = self.layer_combo.value, self.label_combo.value
-        if layer is None or label is None:
-            show_error("Annotatability: pick a spots layer and an annotation column first")
+        cell, label = self.cell, self.label_combo.value
+        if cell is None or label is None:
+            show_error("Annotatability: pick a layer of cells and an annotation column first")
             return None
-        adata = layer.metadata["adata"]
-        calibrate = bool(self.calibrate.value)
-        noise = float(self.noise.value)  # read widgets here, never from the worker thread
-        rule = str(self.rule.value)
-        adaptive = bool(self.adaptive.value)
-        params = dict(epochs=None if adaptive else int(self.epochs.value),
-                      lr=None if adaptive else float(self.lr.value),
-                      batch_size=int(self.batch_size.value), depth=int(self.depth.value),
-                      seed=int(self.seed.value), device=str(self.device.value), n_seeds=int(self.n_seeds.value))
-        if compare_key is not None:
-            params["compare_key"] = compare_key
-        epochs = params["epochs"]
-        if epochs is None:  # what "auto" will choose: a step budget, so cheap to know now
-            from ..core.recipes import adaptive_epochs
-
-            epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
-        # training, cross-fitting (two networks; they also suggest the labels), calibrating
-        total = epochs * (params["n_seeds"] + 2 + (1 if calibrate else 0))
         self._cancel_requested = False
-        self._training_layer = layer
-        self._live_colored = False
-        self._live_at, self._live_cost = float("-inf"), 0.0
-        self.live_recolours = 0  # how many epochs recoloured the spots (benchmarks read it)
-        self.live_costs = []  # seconds each took, redraw included
-
-        # errors are handled in _on_error (a notification, no traceback), so none is re-raised
-        @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
-        def run():
-            return (yield from iter_score(adata, label, calibrate=calibrate, noise=noise, rule=rule,
-                                          should_stop=lambda: self._cancel_requested, **params))
-
-        worker = run()
+        worker = make_worker(cell.adata, label, self.form.settings(), lambda: self._cancel_requested,
+                             compare_key=compare_key)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
-        layer.metadata["training"] = True  # writers refuse to export a half result
+        self._training_layer = cell.layer
+        self.live = LiveRecolour(self.model.sharing(cell.adata))
+        for other in self.live.cells:
+            other.layer.metadata["training"] = True  # writers refuse to export a half result
         self._set_running(True)
         self.status.setText(f"Training on {label!r}: starting ...")
         if start:
@@ -349,7 +257,7 @@ class AnnotatabilityWidget(QWidget):
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.form.enabled = not running
+        self.form.container.enabled = not running
         if not running:
             self.epochs.enabled = self.lr.enabled = not bool(self.adaptive.value)
         self._update_color_buttons()
@@ -359,38 +267,20 @@ class AnnotatabilityWidget(QWidget):
                 "correcting": "Label correction"}
         loss = f", loss {p.loss:.3f}" if p.loss == p.loss else ""
         self.status.setText(f"{text.get(p.stage, p.stage)}: epoch {p.epoch}/{p.n_epochs}{loss}")
-        layer = self._training_layer
-        if p.stage == "training" and p.confidence is not None and layer is not None and layer in self.viewer.layers:
-            start = time.perf_counter()
-            if start - self._live_at < live_interval(len(layer.data), self._live_cost):
-                return  # a large section: skip this epoch's recolour, keep the viewer responsive
-            sync_features(layer, layer.metadata["adata"], {keys.CONFIDENCE: p.confidence})
-            if not self._live_colored:
-                # the first colouring sets up the colormap and colorbar: a one-off cost that must not
-                # throttle the recolours after it (a 1 s training would show only this one)
-                color_by(layer, layer.metadata["adata"], keys.CONFIDENCE)
-                self._live_colored = True
-                self.live_recolours += 1
-                return
-            layer.refresh_colors(update_color_mapping=False)
-            self._live_at = time.perf_counter()
-            self._live_cost = self._live_at - start
-            self.live_recolours += 1
-            # the redraw comes after, on Qt's update timer (5-16 ms): a later timer fires once it ran
-            QTimer.singleShot(int(DRAW_PROBE_S * 1000), lambda: self._measured_draw(start))
+        if p.stage == "training" and p.confidence is not None and self.live is not None:
+            self.live.update(p.confidence)
 
-    def _measured_draw(self, start: float) -> None:
-        self._live_at = time.perf_counter()
-        self._live_cost = max(self._live_cost, self._live_at - start - DRAW_PROBE_S)  # recolour + redraw
-        self.live_costs.append(self._live_cost)
+    def _cells_trained(self) -> list:
+        return [c for c in (self.live.cells if self.live is not None else []) if c.is_open()]
 
     def _on_result(self, result) -> None:
         layer = self._training_layer
         adata = layer.metadata["adata"]
         result.write(adata)
-        layer.metadata["training"] = False  # the results are whole: docks may read them now
-        sync_features(layer, adata)
-        if layer not in self.viewer.layers:  # closed while training: the AnnData keeps the results
+        for cell in self.live.cells:
+            cell.layer.metadata["training"] = False  # the results are whole: docks may read them now
+        self.model.notify_results(adata)
+        if not self._cells_trained():  # closed while training: the AnnData keeps the results
             self.status.setText(f"Done in {result.dynamics.seconds:.1f} s; the layer was closed, so nothing "
                                 "is shown (the results are in its AnnData).")
             return
@@ -405,10 +295,16 @@ class AnnotatabilityWidget(QWidget):
                 self.status.setToolTip("\n".join(describe_categories(result.thresholds, counts.to_dict()).values()))
             except KeyError:
                 self.status.setToolTip("")
-            self.show_feature(keys.CATEGORY, layer=layer)
+            self._show_on_trained(keys.CATEGORY)
         else:
             self.status.setText(f"Done in {result.dynamics.seconds:.1f} s.")
-            self.show_feature(keys.CONFIDENCE, layer=layer)
+            self._show_on_trained(keys.CONFIDENCE)
+
+    def _show_on_trained(self, key) -> None:
+        """Colour every open layer of the trained AnnData by ``key`` (the trained one last)."""
+        cells = self._cells_trained()
+        for cell in sorted(cells, key=lambda c: c.layer is self._training_layer):
+            self.show_feature(key, layer=cell.layer)
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -420,18 +316,20 @@ class AnnotatabilityWidget(QWidget):
         show_error(f"Annotatability: {msg}")
 
     def _on_finished(self) -> None:
-        layer = self._training_layer
         cancelled = self._cancel_requested
         self.worker = None
-        if layer is not None:
-            layer.metadata["training"] = False
+        for cell in self.live.cells if self.live is not None else []:
+            cell.layer.metadata["training"] = False
         self._set_running(False)
-        if cancelled and layer is not None and layer in self.viewer.layers:
-            # drop the live, unfinished scores: the layer shows what the AnnData holds
-            adata = layer.metadata["adata"]
-            sync_features(layer, adata)
-            key = layer.metadata.get("color_by")
-            self.show_feature(key if key in adata.obs else None, layer=layer)
+        cells = self._cells_trained()
+        if cancelled and cells:
+            # drop the live, unfinished scores: the layers show what the AnnData holds
+            adata = cells[0].adata
+            for cell in cells:
+                cell.sync()
+            for cell in cells:
+                key = cell.layer.metadata.get("color_by")
+                self.show_feature(key if key in adata.obs else None, layer=cell.layer)
             self.status.setText("Cancelled: nothing was written.")
 
     def open_dock(self, name: str):
@@ -444,49 +342,35 @@ class AnnotatabilityWidget(QWidget):
         dock.raise_()
         return widget
 
-    # -- export ----------------------------------------------------------------------------
-    def _ask_export_path(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
+    # -- mask <-> points -------------------------------------------------------------------------
+    def toggle_points(self, layer=None):
+        """Show the picked mask's cells as centroid points (or the points' mask again); the layer shown."""
+        cell = self.model.get(layer) if layer is not None else self.cell
+        if cell is None:
+            return None
+        try:
+            other = self.model.toggle_points(cell)
+        except ValueError as err:
+            from napari.utils.notifications import show_error
 
-        layer = self.layer_combo.value
-        stem = layer.name.replace(" ", "_") if layer is not None else "spots"
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export spots", f"{stem}.h5ad", ";;".join(EXPORT_FILTERS))
+            show_error(f"Annotatability: {err}")
+            return None
+        self.picker.refresh()
+        self.layer_combo.value = other.layer
+        return other.layer
+
+    # -- export and figure ----------------------------------------------------------------------
+    def _ask_export_path(self) -> None:
+        path = ask_export_path(self, self.layer_combo.value)
         if path:
-            suffix = EXPORT_FILTERS.get(chosen)
-            if suffix and not path.lower().endswith(suffix):
-                path += suffix
             self.export(path)
 
     def export(self, path) -> str | None:
-        """Export the chosen spots layer by the file's extension (.h5ad, .csv, .geojson).
+        """Export the picked layer by the file's extension (.h5ad, .csv, .geojson, .groups.csv)."""
+        return export_layer(self.layer_combo.value, path)
 
-        The same writers as *File > Save Selected Layers*: atomic, never over the file the layer
-        was read from, refused while a training runs (each refusal is a notification).
-        """
-        from napari.utils.notifications import show_error
-
-        from . import _writer
-
-        layer = self.layer_combo.value
-        if layer is None:
-            show_error("Annotatability: no spots layer to export")
-            return None
-        writers = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv, ".geojson": _writer.write_geojson}
-        suffix = "." + str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
-        if suffix not in writers:
-            show_error(f"Annotatability: cannot export to {suffix or 'a file without extension'}; "
-                       "use .h5ad, .csv or .geojson")
-            return None
-        data, meta, _ = layer.as_layer_data_tuple()
-        written = writers[suffix](str(path), data, meta)
-        return written[0] if written else None
-
-    # -- figure ----------------------------------------------------------------------------
     def _ask_figure_path(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(self, "Save figure", "annotatability.png", "PNG image (*.png)")
+        path = ask_figure_path(self)
         if path:
             self.save_figure(path)
 
@@ -494,39 +378,24 @@ class AnnotatabilityWidget(QWidget):
         """Save the current view of the canvas as a PNG (atomically); refused while training."""
         from napari.utils.notifications import show_error
 
-        from ..core.io import atomic_write, check_output_path
-
         if self.is_training:
             show_error("Annotatability: a training is running; save the figure when it has finished")
             return None
-        try:
-            out = check_output_path(path)
-            if out.suffix.lower() != ".png":
-                out = out.with_suffix(".png")
-            atomic_write(out, lambda tmp: self.viewer.screenshot(path=tmp, canvas_only=True, flash=False),
-                         suffix=".png")
-        except AnnotatabilityError as err:
-            show_error(f"Annotatability: figure not saved: {err}")
-            return None
-        return str(out)
+        return _save_figure(self.viewer, path)
 
     # -- colouring -------------------------------------------------------------------------
     def show_feature(self, key: str | None, layer=None) -> None:
-        """Colour the spots by ``key`` (None: the annotation); categorical keys get a legend."""
-        layer = layer or self.layer_combo.value
-        if layer is None:
+        """Colour the cells by ``key`` (None: the annotation); categorical keys get a legend."""
+        cell = self.model.get(layer or self.layer_combo.value)
+        if cell is None:
             return
-        adata = layer.metadata["adata"]
+        adata = cell.adata
         if key is None:
             key = self.label_combo.value or adata.uns.get(keys.UNS, {}).get("label_key")
             if key is None:
                 return
-        colors = color_by(layer, adata, key)
-        if colors is not None:
-            show_legend(self.viewer, key, colors, layer.features[key].astype(str).value_counts().to_dict())
-        else:
-            hide_legend(self.viewer)
-        self.viewer.layers.selection.active = layer
+        show_colouring(self.viewer, cell, key, cell.color_by(key))
+        self.viewer.layers.selection.active = cell.layer
 
     @property
     def legend(self):

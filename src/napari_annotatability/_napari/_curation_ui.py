@@ -1,0 +1,151 @@
+"""The curation dock's panels: the review queue, relabel many, history, retrain (Qt layout only)."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import keys
+from ._retrain import RetrainPanel
+
+__all__ = ["build_panels", "QUEUE_CHOICES", "GROUP_CHOICES"]
+
+#: queue source shown -> what core.review_order takes ("selection": the layer's selected cells)
+QUEUE_CHOICES = {
+    "suspicious (erroneous, then ambiguous)": "suspicious",
+    "erroneous": "erroneous",
+    "ambiguous": "ambiguous",
+    "selected cells": "selection",
+}
+#: cells relabelled at once
+GROUP_CHOICES = ("selected cells", "inside drawn shapes", "erroneous", "ambiguous", "review queue")
+
+
+def build_panels(dock, top) -> None:
+    """Make the dock's widgets (as attributes of ``dock``) and lay them out under ``top``."""
+    # review ------------------------------------------------------------------------------
+    dock.queue_combo = QComboBox()
+    dock.queue_combo.addItems(list(QUEUE_CHOICES))
+    dock.start_button = QPushButton("Start review")
+    dock.start_button.clicked.connect(lambda: dock.start_review())
+    dock.progress = QLabel("Train first, then start a review of the suspicious cells.")
+    dock.info = QLabel("")
+    dock.info.setWordWrap(True)
+    dock.info.setTextFormat(Qt.TextFormat.RichText)
+    dock.info.setMinimumHeight(4 * dock.info.fontMetrics().lineSpacing() + 4)  # no relayout per cell
+    dock.buttons: dict[str, QPushButton] = {}
+    nav = QGridLayout()
+    for i, (name, text, slot) in enumerate((
+        ("previous", "◀ Previous (P)", dock.previous_cell), ("next", "Next (N) ▶", dock.next_cell),
+        ("accept", "Accept suggestion (A)", dock.accept), ("skip", "Skip: keep label (S)", dock.skip),
+    )):
+        btn = QPushButton(text)
+        btn.clicked.connect(lambda _=False, f=slot: f())
+        nav.addWidget(btn, i // 2, i % 2)
+        dock.buttons[name] = btn
+    dock.label_box = QComboBox()
+    dock.label_box.setEditable(True)
+    dock.label_box.setToolTip("the label to give; keys 1-9 give the cell under review the n-th label")
+    dock.allow_new = QCheckBox("allow a new label")
+    dock.allow_new.setToolTip("a label that is not yet a category of the annotation is refused unless ticked")
+    dock.buttons["relabel"] = QPushButton("Relabel cell")
+    dock.buttons["relabel"].clicked.connect(lambda: dock.relabel_current())
+    relabel = QHBoxLayout()
+    relabel.addWidget(QLabel("label"))
+    relabel.addWidget(dock.label_box, 1)
+    relabel.addWidget(dock.buttons["relabel"])
+    review = QVBoxLayout()
+    row = QHBoxLayout()
+    row.addWidget(dock.queue_combo, 1)
+    row.addWidget(dock.start_button)
+    review.addLayout(row)
+    review.addWidget(dock.progress)
+    review.addWidget(dock.info)
+    review.addLayout(nav)
+    review.addLayout(relabel)
+    review.addWidget(dock.allow_new)
+    review_box = QGroupBox("Review queue")
+    review_box.setLayout(review)
+
+    # many at once ---------------------------------------------------------------------------
+    dock.group_combo = QComboBox()
+    dock.group_combo.addItems(list(GROUP_CHOICES))
+    dock.buttons["bulk"] = QPushButton("Give them the label")
+    dock.buttons["bulk"].clicked.connect(lambda: dock.relabel_group())
+    dock.buttons["bulk_accept"] = QPushButton("Accept their suggestions")
+    dock.buttons["bulk_accept"].clicked.connect(lambda: dock.relabel_group(suggested=True))
+    many = QGridLayout()
+    many.addWidget(QLabel("cells"), 0, 0)
+    many.addWidget(dock.group_combo, 0, 1)
+    many.addWidget(dock.buttons["bulk"], 1, 0)
+    many.addWidget(dock.buttons["bulk_accept"], 1, 1)
+    many_box = QGroupBox("Relabel many")
+    many_box.setLayout(many)
+
+    # history --------------------------------------------------------------------------------
+    dock.buttons["undo"] = QPushButton("Undo (Ctrl+Z)")
+    dock.buttons["undo"].clicked.connect(lambda: dock.undo())
+    dock.buttons["redo"] = QPushButton("Redo (Ctrl+Shift+Z)")
+    dock.buttons["redo"].clicked.connect(lambda: dock.redo())
+    dock.buttons["export"] = QPushButton("Export edits (CSV)...")
+    dock.buttons["export"].clicked.connect(dock._ask_csv_path)
+    dock.edits = QLabel("")
+    history = QGridLayout()
+    history.addWidget(dock.buttons["undo"], 0, 0)
+    history.addWidget(dock.buttons["redo"], 0, 1)
+    history.addWidget(dock.edits, 1, 0)
+    history.addWidget(dock.buttons["export"], 1, 1)
+
+    # retrain and compare --------------------------------------------------------------------
+    dock.retraining = RetrainPanel(dock.viewer, dock._say, dock._retrain_finished)
+    dock.compare = dock.retraining.compare
+    dock.buttons["retrain"] = dock.retraining.button
+    dock.buttons["retrain"].clicked.connect(lambda: dock.retrain())
+    dock.buttons["color_change"] = dock.retraining.color_change
+    dock.buttons["color_change"].clicked.connect(lambda: dock.color(keys.CATEGORY_CHANGE))
+    dock.buttons["color_curated"] = dock.retraining.color_curated
+    dock.buttons["color_curated"].clicked.connect(lambda: dock.color(None))
+
+    dock.status = QLabel("")
+    dock.status.setWordWrap(True)
+    # the content scrolls: a dock this tall would otherwise stretch the window past the screen
+    inner = QWidget()
+    scroll = _Scroll()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(dock)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    layout = QVBoxLayout(inner)
+    layout.addLayout(top)
+    layout.addWidget(review_box)
+    layout.addWidget(many_box)
+    layout.addLayout(history)
+    layout.addWidget(dock.retraining)
+    layout.addWidget(dock.status)
+    layout.addStretch(1)
+
+
+class _Scroll(QScrollArea):
+    """A scroll area that asks for its content's full size (and may be given less)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        hint = inner.sizeHint()
+        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
