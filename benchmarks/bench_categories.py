@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import time
 import warnings
@@ -234,14 +232,9 @@ def report(df: pd.DataFrame, note: str, command: str) -> str:
 
 def write_docs(text: str, path: Path = DOCS, markers: tuple[str, str] = MARKERS) -> None:
     """Replace the block between the ``markers`` in ``path`` with ``text`` (atomically)."""
-    doc = path.read_text()
-    start, end = markers
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
-        raise SystemExit(f"{path}: no {start} ... {end} block to rewrite")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(pattern.sub(lambda _m: f"{start}\n{text}\n{end}", doc))
-    os.replace(tmp, path)
+    from _docs import write_block
+
+    write_block(path, markers[0][len("<!-- "):-len(":start -->")], text)
 
 
 def tune(folder: Path, seconds: list[float], variabilities: list[float], key: str = "variability") -> str:

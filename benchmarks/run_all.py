@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py [--out benchmarks/results/REPORT.md] [--only training,graph,...]
     python benchmarks/run_all.py --smoke          # every script at its smallest: checks they run
+    python benchmarks/run_all.py --write-docs     # and rewrite each table's generated block in docs/benchmarks.md
 
 Runs each script in ``benchmarks/`` in a fresh process (one at a time: these machines have two
 cores and timings of parallel runs mean nothing), each writing its own table, and assembles them
@@ -10,7 +11,7 @@ need a display: they are run under ``xvfb-run -a`` when ``DISPLAY`` is unset.  N
 (``pip install -e ".[bench]"``: the published Annotatability package and cleanlab).
 
 Full run here (2 cores): training ~10 min, graph ~6 min, label quality ~1.5 h, pipeline cost
-~5 min, backed ~5 min, viewer ~10 min, data map ~1.5 min; categories ~3 min for its synthetic tissue (2 seeds), plus its
+~5 min, backed ~5 min, viewer ~10 min, data map ~1.5 min, platforms ~5 min (inputs written once: ~2.5 min); categories ~3 min for its synthetic tissue (2 seeds), plus its
 real datasets.
 """
 
@@ -28,6 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs" / "benchmarks.md"
+sys.path.insert(0, str(HERE))
+from _docs import has_block, write_block  # noqa: E402
 
 #: name -> (script, title, what it answers)
 BENCHMARKS = {
@@ -49,10 +53,12 @@ BENCHMARKS = {
                 "time to open the map (density raster above 50 000 spots) and to brush a lasso"),
     "curation": ("bench_curation.py", "Reviewing suspicious spots one by one at 10^5 spots",
                  "time per review step (centre, select, inspector) and per accepted suggestion"),
+    "platforms": ("bench_platforms.py", "Xenium- and Visium HD-sized sections in the viewer",
+                  "open, recolour every cell, peak memory: 500 000 cells on a 40 000 px mask, 700 000 bins"),
 }
 
 #: benchmarks that open Qt widgets: run under ``xvfb-run -a`` when there is no display
-NEEDS_DISPLAY = ("viewer", "datamap", "curation")
+NEEDS_DISPLAY = ("viewer", "datamap", "curation", "platforms")
 
 
 def _versions() -> str:
@@ -93,6 +99,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="default benchmarks/results/REPORT.md (REPORT-smoke.md with --smoke)")
     ap.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated among {', '.join(BENCHMARKS)}")
     ap.add_argument("--smoke", action="store_true", help="every script at its smallest (minutes, not hours)")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="also rewrite each table's <!-- bench_NAME:start/end --> block in docs/benchmarks.md")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -110,6 +118,10 @@ def main(argv=None) -> int:
             print(f"[{name}] {'FAILED' if failed else 'done'} in {seconds / 60:.1f} min", flush=True)
             sections.append(f"## {title}\n\n*{what}* — `python benchmarks/{BENCHMARKS[name][0]}"
                             f"{' --smoke' if args.smoke else ''}` ({seconds / 60:.1f} min)\n\n{body}\n")
+            if args.write_docs and not args.smoke and not failed and has_block(DOCS, f"bench_{name}"):
+                write_block(DOCS, f"bench_{name}", f"`python benchmarks/{BENCHMARKS[name][0]}` ({started}, "
+                                                   f"{os.cpu_count()} cores, via run_all.py):\n\n{body}")
+                print(f"[{name}] rewrote its table in {DOCS.relative_to(HERE.parent)}", flush=True)
     header = (f"# Benchmark report{' (smoke: tiny sizes, not figures to quote)' if args.smoke else ''}\n\n"
               f"`python benchmarks/run_all.py{' --smoke' if args.smoke else ''}`, {started}; "
               f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {_versions()}. "

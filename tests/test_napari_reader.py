@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -287,3 +288,43 @@ def test_every_platform_layout_opens_as_images_and_cells(layout, tmp_path):
         for (x, y), barcode in zip(info[8]["centre_px"], info[8]["barcode"]):
             assert adata.obs_names[mask.row_at(np.round(grid.world_to_data((y, x))).astype(int))] == barcode
     assert sorted(p.relative_to(path) for p in path.rglob("*")) == before  # nothing written next to it
+
+
+def test_an_h5ad_of_two_sections_opens_as_one_layer_per_section_on_its_own_image(tmp_path, make_napari_viewer):
+    """Two Visium libraries in one AnnData (``library_id`` in obs): two images, two spot layers, one table."""
+    from napari_annotatability._napari._model import cell_model
+    from napari_annotatability._napari._reader import napari_get_reader
+
+    squidpy_tiny = Path(__file__).resolve().parents[2] / "shared" / "data" / "squidpy_tiny" / "test_data.h5ad"
+    if not squidpy_tiny.exists():
+        pytest.skip(f"the real squidpy test section is not at {squidpy_tiny}")
+    one = ad.read_h5ad(squidpy_tiny)
+    lib = next(iter(one.uns["spatial"]))
+    two = one.copy()
+    two.obs_names = [f"{n}-b" for n in two.obs_names]
+    both = ad.concat([one, two], label="library_id", keys=[lib, "second"])
+    both.obs["library_id"] = both.obs["library_id"].astype("category")
+    second = {k: v for k, v in one.uns["spatial"][lib].items()}
+    second["scalefactors"] = dict(second["scalefactors"])
+    second["scalefactors"]["tissue_hires_scalef"] = second["scalefactors"]["tissue_hires_scalef"] / 2  # its own image scale
+    both.uns["spatial"] = {lib: one.uns["spatial"][lib], "second": second}
+    both.obs["leiden"] = one.obs["leiden"].tolist() * 2
+    both.obs["leiden"] = both.obs["leiden"].astype("category")
+    path = tmp_path / "two_sections.h5ad"
+    both.write_h5ad(path)
+
+    layers = napari_get_reader(str(path))(str(path))
+    kinds = [t[2] for t in layers]
+    assert kinds.count("image") == 2 and kinds.count("points") == 2
+    points = [t for t in layers if t[2] == "points"]
+    adatas = {id(t[1]["metadata"]["adata"]) for t in points}
+    assert len(adatas) == 1  # one table, trained jointly
+    rows = [t[1]["metadata"]["rows"] for t in points]
+    assert sorted(np.concatenate(rows).tolist()) == list(range(98)) and len(rows[0]) == len(rows[1]) == 49
+    images = [t for t in layers if t[2] == "image"]
+    assert images[1][1]["scale"][0] == pytest.approx(2 * images[0][1]["scale"][0])
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in layers:
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    model = cell_model(viewer)
+    assert len(model.cells()) == 2 and len(model.sharing(model.cells()[0].adata)) == 2

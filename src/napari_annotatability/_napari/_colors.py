@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import keys
-from ._spatial import category_colors, rgba_from
+from ._spatial import category_colors, rgba_from, series_rgba
 
 __all__ = ["is_categorical", "color_by", "sync_features", "CONTINUOUS_RANGE", "is_mask_layer", "layer_rows",
            "continuous_rgba"]
@@ -81,39 +81,26 @@ def continuous_rgba(values: np.ndarray, key: str, colormap: str | None = None,
     return rgba, name, (lo, hi)
 
 
-def _mask_values(layer, adata, key: str, values=None) -> np.ndarray:
-    """The values of ``key`` for the rows a mask layer shows (live overrides first)."""
+def _mask_values(layer, adata, key: str, values=None) -> pd.Series:
+    """The values of ``key`` for the rows a mask layer shows (live overrides first; categoricals kept)."""
     rows = layer_rows(layer)
     if values is None:
         values = layer.metadata.get("live", {}).get(key)
     if values is None:
         if key not in adata.obs:
             raise KeyError(f"the layer has no feature {key!r}")
-        values = adata.obs[key].to_numpy()
+        column = adata.obs[key]
+        return (column if rows is None else column.iloc[rows]).reset_index(drop=True)
     values = np.asarray(values)
     if rows is not None and len(values) == adata.n_obs:
         values = values[rows]
-    return values
-
-
-def _category_rgba(series: pd.Series, colors: dict[str, str]) -> np.ndarray:
-    """(n, 4) RGBA of a column through category colours; a categorical is mapped by its codes (fast)."""
-    from matplotlib.colors import to_rgba
-
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        grey = (0.6, 0.6, 0.6, 1.0)
-        table = np.array([to_rgba(colors.get(str(c), grey)) for c in series.cat.categories] + [grey])
-        codes = series.cat.codes.to_numpy()
-        return table[np.where(codes < 0, len(table) - 1, codes)]
-    return rgba_from(series.astype(str).to_numpy(), colors)
+    return pd.Series(values)
 
 
 def _color_mask(layer, adata, key: str, values=None) -> dict[str, str] | None:
-    from ._spatial import category_colors
-
     mask = layer.metadata["mask"]
-    vals = _mask_values(layer, adata, key, values)
-    series = pd.Series(vals)
+    series = _mask_values(layer, adata, key, values)
+    vals = series.to_numpy()
     layer.metadata["color_by"] = key
     if (key in adata.obs and is_categorical(adata.obs[key])) or is_categorical(series):
         if series.dtype == bool or (key in adata.obs and adata.obs[key].dtype == bool):
@@ -122,7 +109,7 @@ def _color_mask(layer, adata, key: str, values=None) -> dict[str, str] | None:
             colors = category_colors(adata, key)
         else:
             raise KeyError(f"{key!r} is not in the AnnData's obs")
-        rgba = _category_rgba(series, colors)
+        rgba = series_rgba(series, colors)
         layer.metadata["colorbar"] = None
         result = colors
     else:

@@ -17,6 +17,7 @@ from ..core.errors import AnnotatabilityInputError
 __all__ = [
     "COORD_COLUMNS", "has_coordinates", "coordinates", "library", "tissue_image", "spot_diameter",
     "category_colors", "layer_data", "rgba_for", "rgba_from", "default_color_key", "SpatialMismatchWarning",
+    "SECTION_COLUMNS", "section_column", "series_rgba",
 ]
 
 #: obs column pairs read as (x, y) pixel coordinates when obsm['spatial'] is missing
@@ -142,31 +143,75 @@ def default_color_key(adata) -> str | None:
     return None
 
 
+#: obs columns that say which section (``uns['spatial']`` library) each spot belongs to
+SECTION_COLUMNS = ("library_id", "sample_id", "sample", "section", "slide")
+
+
+def section_column(adata) -> str | None:
+    """The obs column naming each spot's library when ``uns['spatial']`` holds several, else None."""
+    spatial = adata.uns.get("spatial")
+    if not isinstance(spatial, dict) or len(spatial) < 2:
+        return None
+    libraries = set(map(str, spatial))
+    for col in SECTION_COLUMNS:
+        if col in adata.obs:
+            values = set(adata.obs[col].astype(str).unique())
+            if values <= libraries and len(values) > 1:
+                return col
+    return None
+
+
 def layer_data(adata, name: str, library_id: str | None = None) -> list[tuple]:
-    """napari LayerData tuples: the tissue image (if any) and the spots as Points."""
+    """napari LayerData tuples: the tissue image (if any) and the spots as Points.
+
+    An AnnData of several sections (``uns['spatial']`` with several libraries and an obs column
+    such as ``library_id`` naming each spot's) gives one image and one Points layer per section,
+    all sharing the one AnnData (``metadata['rows']``: the section's obs rows), so one training
+    scores them jointly and each is drawn on its own image.
+    """
     if adata.n_obs == 0:
         raise AnnotatabilityInputError("the AnnData has no cells (n_obs == 0)")
     xy = coordinates(adata)
+    column = section_column(adata) if library_id is None else None
+    if column is None:
+        return _section_layers(adata, name, xy, np.arange(adata.n_obs), library_id, whole=True)
     out: list[tuple] = []
+    sections = adata.obs[column].astype(str).to_numpy()
+    for lib in (str(k) for k in adata.uns["spatial"]):
+        rows = np.flatnonzero(sections == lib)
+        if rows.size:
+            out += _section_layers(adata, f"{name} {lib}", xy, rows, lib, whole=False)
+    return out
+
+
+def _section_layers(adata, name: str, xy: np.ndarray, rows: np.ndarray, library_id, whole: bool) -> list[tuple]:
+    out: list[tuple] = []
+    pts = xy[rows]
     img = tissue_image(adata, library_id)
     if img is not None:
         image, scale, res = img
-        _warn_if_off_image(xy, image.shape[:2], scale, res)
+        _warn_if_off_image(pts, image.shape[:2], scale, res)
         out.append((image, {"name": f"{name} tissue ({res})", "scale": (scale, scale),
                             "rgb": image.ndim == 3, "metadata": {"adata": adata}}, "image"))
-    diameter = spot_diameter(adata, xy, library_id)
+    diameter = spot_diameter(adata, pts, library_id)
     color_key = default_color_key(adata)
+    obs = adata.obs if whole else adata.obs.iloc[rows]
+    metadata = {"adata": adata, "color_by": color_key}
+    if not whole:
+        metadata["rows"] = rows
+        metadata["section"] = library_id
     kwargs = {
         "name": f"{name} spots",
         "size": diameter,
-        "features": adata.obs.reset_index(drop=True),
-        "metadata": {"adata": adata, "color_by": color_key},
+        "features": obs.reset_index(drop=True),
+        "metadata": metadata,
         "border_width": 0,
         "opacity": 0.9,
     }
     if color_key is not None:
-        kwargs["face_color"] = rgba_for(adata, color_key)
-    out.append((xy[:, ::-1].copy(), kwargs, "points"))
+        colors = rgba_for(adata, color_key)
+        kwargs["face_color"] = colors if whole else colors[rows]
+    out.append((pts[:, ::-1].copy(), kwargs, "points"))
     return out
 
 
@@ -193,7 +238,19 @@ def _warn_if_off_image(xy: np.ndarray, shape: tuple[int, int], scale: float, res
 
 def rgba_for(adata, key: str) -> np.ndarray:
     """(n, 4) RGBA array colouring cells by a categorical obs column."""
-    return rgba_from(adata.obs[key].astype(str).to_numpy(), category_colors(adata, key))
+    return series_rgba(adata.obs[key], category_colors(adata, key))
+
+
+def series_rgba(series: pd.Series, colors: dict[str, str]) -> np.ndarray:
+    """(n, 4) RGBA of a column through category colours; a categorical is mapped by its codes (fast)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        from matplotlib.colors import to_rgba
+
+        grey = (0.6, 0.6, 0.6, 1.0)
+        table = np.array([to_rgba(colors.get(str(c), grey)) for c in series.cat.categories] + [grey])
+        codes = series.cat.codes.to_numpy()
+        return table[np.where(codes < 0, len(table) - 1, codes)]
+    return rgba_from(series.astype(str).to_numpy(), colors)
 
 
 def rgba_from(values: np.ndarray, colors: dict[str, str]) -> np.ndarray:
