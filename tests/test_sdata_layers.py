@@ -279,3 +279,31 @@ def test_sample_is_cached_once_and_opens_as_image_and_labels(small_sample, make_
     idx = np.round([cells.world_to_data(w) for w in cells.metadata["centroids"][:50]]).astype(int)
     assert [mask.row_at(i) for i in idx] == list(range(50))
     assert cells.metadata["source_path"] == str(store)
+
+
+def test_a_xenium_mask_exports_its_real_cell_boundaries_as_geojson(tmp_path):
+    """Xenium's cell_boundaries describe the mask's cells: GeoJSON writes those polygons, not points."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import platform_layouts as pl
+
+    from napari_annotatability._napari._writer import write_geojson
+    from napari_annotatability.core.platforms import read_sdata
+
+    path, info = pl.write_xenium(tmp_path / "xenium")
+    sdata = read_sdata(path)
+    adata = table_from_sdata(sdata)
+    data, kwargs, kind = next(t for t in _layers(sdata, adata)[1] if t[2] == "labels")
+    polygons = kwargs["metadata"]["cell_polygons"]
+    assert callable(polygons)  # computed when exported, not when opened
+    out = tmp_path / "cells.geojson"
+    assert write_geojson(str(out), data, {**kwargs, "metadata": {**kwargs["metadata"], "source_path": str(path)}})
+    features = json.loads(out.read_text())["features"]
+    assert len(features) == adata.n_obs and all(f["geometry"]["type"] == "Polygon" for f in features)
+    # each polygon surrounds its cell's planted centre (x, y in the global system)
+    for f, cell_id in zip(features[:5], adata.obs["cell_id"].to_numpy()[:5]):
+        centre = info["centre_px"][list(info["cell_id"]).index(cell_id)]
+        assert shapely.geometry.shape(f["geometry"]).buffer(1e-6).contains(shapely.Point(*centre))

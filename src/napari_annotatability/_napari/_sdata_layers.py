@@ -279,6 +279,34 @@ def _shapes_layer(sdata, adata, section, meta, centroids, name) -> tuple:
     return _labels_tuple(raster.pyramid(), cell_ids, raster.affine, adata, section, meta, name)
 
 
+def _mask_polygons(sdata, adata, section: _Section, ids, region: str):
+    """The cell boundaries of a mask's cells (Xenium's ``cell_boundaries``), computed when first exported.
+
+    A zero-argument callable returning one world (x, y) polygon per shown row, or None when the
+    store has no shapes element describing the same cells.  Transforming 500 000 polygons takes
+    seconds, so opening does not pay for it; the GeoJSON writer calls it.
+    """
+    from ..core._sdata_table import sibling_shapes
+
+    shapes, lookup = sibling_shapes(sdata, adata.obs.iloc[section.rows], ids, section.cs, region, circles=False)
+    if shapes is None:
+        return None
+    cs, offset = section.cs, section.offset.copy()
+
+    def polygons():
+        import spatialdata as sd
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            world = sd.transform(shapes, to_coordinate_system=cs).geometry
+        out = world.reindex(lookup)
+        if offset.any():
+            out = out.translate(xoff=offset[1], yoff=offset[0])
+        return out.reset_index(drop=True)
+
+    return polygons
+
+
 def _cells_layer(sdata, adata, section: _Section, info: dict, name: str) -> tuple:
     rows_or_none = None if np.array_equal(section.rows, np.arange(adata.n_obs)) else section.rows
     centroids = _centroids(sdata, adata, section, info)
@@ -291,6 +319,9 @@ def _cells_layer(sdata, adata, section: _Section, info: dict, name: str) -> tupl
         ids = adata.obs[_instance_key(adata)].to_numpy()[section.rows]
         bins = {"array_row", "array_col"} <= set(adata.obs.columns)  # a grid from spatialdata.rasterize_bins
         affine = napari_affine(element, section.cs, section.offset, half_pixel=not bins)
+        polygons = _mask_polygons(sdata, adata, section, ids, region)
+        if polygons is not None:
+            meta = {**meta, "cell_polygons": polygons}
         return _labels_tuple(levels, ids, affine, adata, section, meta, name)
     if region is not None and region in sdata.shapes:
         return _shapes_layer(sdata, adata, section, meta, centroids, name)

@@ -93,6 +93,8 @@ def write_geojson(path: str, data: Any, meta: dict) -> list[str]:
 
     def write(adata, p, metadata, protect):
         polygons = metadata.get("cell_polygons")
+        if callable(polygons):  # a mask's boundaries, computed on first export (see _sdata_layers)
+            polygons = metadata["cell_polygons"] = polygons()
         if polygons is not None:
             return write_cells_geojson(adata, p, polygons, rows=metadata.get("rows"), protect=protect)
         return write_spots_geojson(adata, p, protect=protect)

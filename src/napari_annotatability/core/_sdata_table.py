@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import AnnotatabilityInputError
 
-__all__ = ["table_from_sdata", "label_centroids"]
+__all__ = ["table_from_sdata", "label_centroids", "sibling_shapes"]
 
 SOURCE_KEY = "annotatability_source"
 _MICRON_NAMES = {"um", "µm", "micron", "microns", "micrometer", "micrometers"}
@@ -233,10 +233,15 @@ def _shape_centroids(sdata, element, cs) -> pd.DataFrame:
     return cents[["x", "y"]]
 
 
-def _sibling_shapes(sdata, obs: pd.DataFrame, ids, cs: str, skip: str):
-    """A shapes element placed in ``cs`` that describes the same cells as a mask: (element, the ids to look up)."""
+def sibling_shapes(sdata, obs: pd.DataFrame, ids, cs: str, skip: str, *, circles: bool = True):
+    """A shapes element placed in ``cs`` that describes the same cells as a mask: (element, the ids to look up).
+
+    ``circles=False`` looks for boundaries only (Xenium's ``cell_boundaries``, not ``cell_circles``).
+    """
     for name, shapes in sdata.shapes.items():
         if name == skip or cs not in _systems(shapes) or len(shapes) < len(ids):
+            continue
+        if not circles and "radius" in shapes.columns:
             continue
         if (_index_of(shapes.index, ids) >= 0).all():
             return shapes, ids
@@ -255,7 +260,7 @@ def _region_xy(sdata, region: str, obs: pd.DataFrame, instance_key: str, cs: str
     ids = obs[instance_key].to_numpy()
     kind = _kind(element)
     if kind == "labels":  # a shapes element of the same cells, else the table's positions proven on a crop,
-        shapes, lookup = _sibling_shapes(sdata, obs, ids, cs, region)  # else one pass over the mask
+        shapes, lookup = sibling_shapes(sdata, obs, ids, cs, region)  # else one pass over the mask
         if shapes is None and table_xy is not None and np.isfinite(table_xy).all():
             xy = _calibrated(element, cs, ids, table_xy)
             if xy is not None:
