@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 sys.path.insert(0, str(HERE))
-from _docs import has_block, write_block  # noqa: E402
+from _docs import has_block, strip_title, write_block  # noqa: E402
 
 #: name -> (script, title, what it answers)
 BENCHMARKS = {
@@ -119,8 +119,9 @@ def main(argv=None) -> int:
             sections.append(f"## {title}\n\n*{what}* — `python benchmarks/{BENCHMARKS[name][0]}"
                             f"{' --smoke' if args.smoke else ''}` ({seconds / 60:.1f} min)\n\n{body}\n")
             if args.write_docs and not args.smoke and not failed and has_block(DOCS, f"bench_{name}"):
+                table = strip_title((Path(tmp) / f"{name}.md").read_text())
                 write_block(DOCS, f"bench_{name}", f"`python benchmarks/{BENCHMARKS[name][0]}` ({started}, "
-                                                   f"{os.cpu_count()} cores, via run_all.py):\n\n{body}")
+                                                   f"{os.cpu_count()} cores, via run_all.py):\n\n{table}")
                 print(f"[{name}] rewrote its table in {DOCS.relative_to(HERE.parent)}", flush=True)
     header = (f"# Benchmark report{' (smoke: tiny sizes, not figures to quote)' if args.smoke else ''}\n\n"
               f"`python benchmarks/run_all.py{' --smoke' if args.smoke else ''}`, {started}; "
