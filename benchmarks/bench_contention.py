@@ -131,12 +131,21 @@ def main(argv=None) -> int:
                   "policy idle. Target: one busy core ≤ 2×, load ~4 ≤ 4×.", "",
                   "| workload | threads | " + " | ".join(conds) + " |",
                   "|---|---|" + "---|" * len(conds)]
-        for wname, (n, g) in work.items():
-            for pname, env in policies.items():
+        # repeats outermost, policies and conditions interleaved within each: a machine that drifts
+        # (other tenants, thermal state) shifts every policy alike instead of the one measured last
+        times: dict[tuple[str, str, str], list[float]] = {}
+        for r in range(max(1, args.repeats)):
+            for wname, (n, g) in work.items():
+                for pname, env in policies.items():
+                    for cname, busy in conds.items():
+                        s = measure(n, g, busy, env, epochs)
+                        times.setdefault((wname, pname, cname), []).append(s)
+                        print(f"  [{r + 1}] {wname} {pname} {cname}: {s:.1f} s", flush=True)
+        for wname in work:
+            for pname in policies:
                 cells, idle = [], None
                 for cname, busy in conds.items():
-                    s = float(np.median([measure(n, g, busy, env, epochs) for _ in range(max(1, args.repeats))]))
-                    print(f"  {wname} {pname} {cname}: {s:.1f} s", flush=True)
+                    s = float(np.median(times[(wname, pname, cname)]))
                     idle = s if idle is None and busy == 0 else idle
                     cells.append(f"{s:.1f} s" + ("" if busy == 0 or idle is None else f" ({s / idle:.1f}×)"))
                 lines.append(f"| {wname} | {pname} | " + " | ".join(cells) + " |")
