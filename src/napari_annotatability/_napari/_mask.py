@@ -219,29 +219,16 @@ class CellMask:
     def centroids(self) -> np.ndarray:
         """(n_obs, 2) centre of mass (row, col) of every row's cell in level-0 pixels (NaN if absent).
 
-        Computed block by block (a bincount of pixel coordinates per id), so a mask larger than memory
-        is read once, never whole.
+        One pass over level 0 block by block (``core._sdata_table.label_means``), never the whole mask.
         """
-        import dask
+        from ..core._sdata_table import label_means
 
-        level = self.levels[0]
-        offsets = [np.cumsum((0,) + c[:-1]) for c in level.chunks]
-
-        def _sums(block, r0, c0):
-            rows = self.ids.rows(block.ravel())
-            keep = rows >= 0
-            rr, cc = np.indices(block.shape)
-            w = np.bincount(rows[keep], minlength=self.n_obs).astype(np.float64)
-            sr = np.bincount(rows[keep], weights=rr.ravel()[keep] + r0, minlength=self.n_obs)
-            sc = np.bincount(rows[keep], weights=cc.ravel()[keep] + c0, minlength=self.n_obs)
-            return np.stack([w, sr, sc])
-
-        blocks = level.to_delayed()
-        parts = [dask.delayed(_sums)(blocks[i, j], offsets[0][i], offsets[1][j])
-                 for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
-        total = np.sum(dask.compute(*parts), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.column_stack([total[1] / total[0], total[2] / total[0]])
+        ids, _, mean_col, mean_row = label_means(self.levels[0])
+        rows = self.ids.rows(ids)
+        keep = (rows >= 0) & (ids != self.background)
+        out = np.full((self.n_obs, 2), np.nan)
+        out[rows[keep]] = np.column_stack([mean_row[keep], mean_col[keep]])
+        return out
 
     def rows_of_ids(self, values) -> np.ndarray:
         """Obs rows of mask ids (-1 where an id has no row)."""
