@@ -225,15 +225,16 @@ def _points_tuple(adata, section: _Section, centroids, size, meta, name) -> tupl
 
 
 def _is_square_bins(gdf) -> bool:
+    """Equal axis-aligned boxes (Visium HD bins), judged on the first 200 shapes."""
     import shapely
 
+    from ..core._sdata_table import axis_aligned_boxes
+
     geoms = np.asarray(gdf.geometry.iloc[: min(len(gdf), 200)], dtype=object)
-    if not all(g is not None and g.geom_type == "Polygon" for g in geoms):
+    if any(g is None for g in geoms) or not axis_aligned_boxes(geoms):
         return False
-    n = shapely.get_num_coordinates(geoms)
     area = shapely.area(geoms)
-    box = shapely.area(shapely.envelope(geoms))
-    return bool((n == 5).all() and np.allclose(area, box, rtol=1e-3) and np.allclose(area, area[0], rtol=1e-2))
+    return bool(np.allclose(area, area[0], rtol=1e-2))
 
 
 def _shapes_layer(sdata, adata, section, meta, centroids, name) -> tuple:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import AnnotatabilityInputError
 
-__all__ = ["table_from_sdata", "label_centroids", "label_means", "sibling_shapes"]
+__all__ = ["table_from_sdata", "label_centroids", "label_means", "sibling_shapes", "axis_aligned_boxes"]
 
 SOURCE_KEY = "annotatability_source"
 _MICRON_NAMES = {"um", "µm", "micron", "microns", "micrometer", "micrometers"}
@@ -211,14 +211,12 @@ def _calibrated(element, cs: str, ids: np.ndarray, table_xy: np.ndarray) -> np.n
     return np.c_[table_xy, np.ones(len(table_xy))] @ coef
 
 
-def _axis_aligned_boxes(element) -> bool:
-    """Whether a shapes element holds axis-aligned rectangles only (Visium HD bins), from its geometry."""
+def axis_aligned_boxes(geoms) -> bool:
+    """Whether every geometry is an axis-aligned rectangle (Visium HD bins), checked on all of them."""
     import shapely
 
-    geoms = np.asarray(getattr(element, "geometry", pd.Series([], dtype=object)), dtype=object)
-    if geoms.size == 0 or "radius" in getattr(element, "columns", ()):
-        return False
-    if not (shapely.get_type_id(geoms) == 3).all():  # every geometry a Polygon
+    geoms = np.asarray(geoms, dtype=object)
+    if geoms.size == 0 or not (shapely.get_type_id(geoms) == 3).all():  # every geometry a Polygon
         return False
     if not (shapely.get_num_coordinates(geoms) == 5).all():
         return False
@@ -230,7 +228,9 @@ def _axis_aligned_boxes(element) -> bool:
 def _shape_centroids(sdata, element, cs) -> pd.DataFrame:
     import spatialdata as sd
 
-    if _axis_aligned_boxes(element):  # the centre of each box, without shapely's general centroid (1 s per 10^6)
+    boxes = "radius" not in getattr(element, "columns", ()) and axis_aligned_boxes(
+        getattr(element, "geometry", pd.Series([], dtype=object)))
+    if boxes:  # the centre of each box, without shapely's general centroid (1 s per 10^6 shapes)
         import shapely
 
         b = shapely.bounds(np.asarray(element.geometry, dtype=object))
