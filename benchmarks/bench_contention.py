@@ -42,19 +42,39 @@ def _child(n: int, g: int, epochs: int | None) -> None:
     from napari_annotatability import core
     from napari_annotatability.core.synthetic import make_synthetic
 
+    from napari_annotatability.core import _threads
+
+    # what the policy did, seen from outside: every thread count each training set, and the
+    # time spent reading the load (the policy's only work beside torch's)
+    used: set[int] = set()
+    checks = [0.0]
+    governor_set, sampler_others = _threads.ThreadGovernor._set, _threads._CpuSampler.others
+
+    def _set(self, k):
+        used.add(int(k))
+        return governor_set(self, k)
+
+    def _others(self):
+        t0 = time.perf_counter()
+        try:
+            return sampler_others(self)
+        finally:
+            checks[0] += time.perf_counter() - t0
+
+    _threads.ThreadGovernor._set, _threads._CpuSampler.others = _set, _others
     adata = make_synthetic(n, g, n_classes=6, seed=0)
     kw = {"epochs": epochs} if epochs else {}
     warnings.simplefilter("ignore")
     t = time.perf_counter()
     core.score(adata, "label", seed=0, genes=False, **kw)
-    print(json.dumps({"seconds": time.perf_counter() - t}))
+    print(json.dumps({"seconds": time.perf_counter() - t, "threads": sorted(used), "checks_ms": checks[0] * 1e3}))
 
 
 def _spinner() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def measure(n: int, g: int, busy: int, env_extra: dict, epochs: int | None) -> float:
+def measure(n: int, g: int, busy: int, env_extra: dict, epochs: int | None) -> dict:
     spinners = [_spinner() for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0.0)  # let them reach the scheduler
@@ -62,7 +82,7 @@ def measure(n: int, g: int, busy: int, env_extra: dict, epochs: int | None) -> f
         env.update(env_extra, PYTHONWARNINGS="ignore")
         cmd = [sys.executable, __file__, "--child", str(n), str(g)] + (["--epochs", str(epochs)] if epochs else [])
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
         for s in spinners:
             s.kill()
@@ -129,17 +149,21 @@ def main(argv=None) -> int:
         epochs = 3 if args.smoke else None
         lines += [f"`core.score` seconds (genes off; median of {max(1, args.repeats)}), and the ratio to the same "
                   "policy idle. Target: one busy core ≤ 2×, load ~4 ≤ 4×.", "",
-                  "| workload | threads | " + " | ".join(conds) + " |",
-                  "|---|---|" + "---|" * len(conds)]
+                  "| workload | threads | " + " | ".join(conds) + " | thread counts set, idle | reading the load, idle |",
+                  "|---|---|" + "---|" * len(conds) + "---|---|"]
         # repeats outermost, policies and conditions interleaved within each: a machine that drifts
         # (other tenants, thermal state) shifts every policy alike instead of the one measured last
         times: dict[tuple[str, str, str], list[float]] = {}
+        seen: dict[tuple[str, str], list[dict]] = {}
         for r in range(max(1, args.repeats)):
             for wname, (n, g) in work.items():
                 for pname, env in policies.items():
                     for cname, busy in conds.items():
-                        s = measure(n, g, busy, env, epochs)
+                        res = measure(n, g, busy, env, epochs)
+                        s = float(res["seconds"])
                         times.setdefault((wname, pname, cname), []).append(s)
+                        if busy == 0:
+                            seen.setdefault((wname, pname), []).append(res)
                         print(f"  [{r + 1}] {wname} {pname} {cname}: {s:.1f} s", flush=True)
         for wname in work:
             for pname in policies:
@@ -148,7 +172,12 @@ def main(argv=None) -> int:
                     s = float(np.median(times[(wname, pname, cname)]))
                     idle = s if idle is None and busy == 0 else idle
                     cells.append(f"{s:.1f} s" + ("" if busy == 0 or idle is None else f" ({s / idle:.1f}×)"))
-                lines.append(f"| {wname} | {pname} | " + " | ".join(cells) + " |")
+                idle_runs = seen.get((wname, pname), [])
+                counts = sorted({k for r in idle_runs for k in r.get("threads", [])})
+                checks = float(np.median([r.get("checks_ms", 0.0) for r in idle_runs])) if idle_runs else 0.0
+                lines.append(f"| {wname} | {pname} | " + " | ".join(cells) + " | "
+                             f"{', '.join(map(str, counts)) or '-'} | "
+                             f"{f'{checks:.1f} ms' if pname == 'auto' and idle_runs else '-'} |")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -98,10 +98,41 @@ def test_below_the_threshold_the_map_is_a_scatter_of_every_spot(make_napari_view
     picked = dm.select_in_map([(0, 0.9), (1, 0.9), (1, 1.1), (0, 1.1)])
     conf = layer.metadata["adata"].obs[keys.CONFIDENCE].to_numpy()
     np.testing.assert_array_equal(picked, np.flatnonzero(conf > 0.9))
-    alphas = dm._base.get_facecolors()[:, 3]
-    assert alphas[picked].min() == 1.0 and alphas[conf < 0.5].max() < 0.5
+    # the map fades; the picked spots are drawn over it in full colour
+    assert dm._base.get_facecolors()[:, 3].max() < 0.5
+    np.testing.assert_array_equal(dm._sel_points.get_offsets(), dm._xy[picked])
+    assert dm._sel_points.get_facecolors()[:, 3].min() == 1.0
     # one spot more and the same layer is drawn as a raster; brushing gives the same spots
     monkeypatch.setattr(_datamap, "RASTER_MIN", 2999)
     dm.redraw()
     assert dm.raster
     np.testing.assert_array_equal(dm.select_in_map([(0, 0.9), (1, 0.9), (1, 1.1), (0, 1.1)]), picked)
+
+
+@pytest.mark.parametrize("raster", [True, False])
+def test_stepping_from_spot_to_spot_blits_the_same_picture_a_full_draw_gives(make_napari_viewer, monkeypatch, raster):
+    """The review queue selects one spot after another: only the selection is redrawn, and the
+    canvas then holds exactly what a full redraw of the map would draw."""
+    from napari_annotatability._napari import _datamap
+
+    monkeypatch.setattr(_datamap, "RASTER_MIN", 1000 if raster else 5000)
+    viewer = make_napari_viewer()
+    layer = _spots(viewer, 3000)
+    dm = _datamap.DataMapWidget(viewer)
+    assert dm.raster is raster
+    dm.canvas.resize(360, 340)
+    layer.selected_data = {3}
+    dm.canvas.draw()  # the faded map is drawn and cached
+    full_draws = []
+    monkeypatch.setattr(dm.canvas, "draw_idle", lambda: full_draws.append(1))
+    layer.selected_data = {7}
+    assert full_draws == [] and dm.selected.tolist() == [7]
+    blitted = np.asarray(dm.canvas.buffer_rgba()).copy()
+    monkeypatch.undo()
+    dm.canvas.draw()
+    np.testing.assert_array_equal(blitted, np.asarray(dm.canvas.buffer_rgba()))
+    # clearing the selection changes the map itself (no longer faded): a full draw
+    calls = []
+    monkeypatch.setattr(dm.canvas, "draw_idle", lambda: calls.append(1))
+    dm.clear_selection()
+    assert calls == [1]

@@ -16,6 +16,11 @@ proportion to the log of their number.  A selection fades that raster and draws 
 the selected spots on top (outlined one by one as well when there are at most
 ``OVERLAY_POINTS_MAX``).  Brushing is unchanged: a lasso or box selects exactly the spots whose
 (variability, confidence) lie inside it, tested on the values themselves, not on the bins.
+
+A selection is drawn by blitting: the map (faded when anything is selected) is drawn once and
+cached; the selected spots and their outlines are animated artists drawn over that cache.  So
+stepping from one selected spot to the next (the curation dock's review queue) redraws two small
+artists, not the axes, their ticks and 10^5 dots (``benchmarks/bench_curation.py``).
 """
 
 from __future__ import annotations
@@ -82,8 +87,12 @@ class DataMapWidget(QWidget):
         self.canvas.setMinimumHeight(300)
         self.ax = self.figure.add_subplot(111)
         self._base = None  # the scatter (PathCollection) or the density raster (AxesImage)
-        self._overlay = None  # outlines of the selected spots (a scatter)
-        self._sel_image = None  # raster mode: density of the selected spots
+        self._overlay = None  # outlines of the selected spots (a scatter; animated)
+        self._sel_image = None  # raster mode: density of the selected spots (animated)
+        self._sel_points = None  # scatter mode: the selected spots in full colour (animated)
+        self._faded = False  # whether the base is faded (anything selected)
+        self._background = None  # the axes as last fully drawn, without the animated artists
+        self._background_faded = None  # the base's fading in that cache
         self.raster = False  # whether the map is drawn as a density raster
         self._extent = (0.0, 0.5, -0.02, 1.02)
         self._bins = np.zeros(0, dtype=np.int64)
@@ -106,6 +115,7 @@ class DataMapWidget(QWidget):
         layout.addWidget(self.info)
         layout.addWidget(self.clear_button)
 
+        self.canvas.mpl_connect("draw_event", self._on_draw)
         self.link.connect(self.model.layers_changed, self._on_layers_changed)
         self.link.connect(self.model.selection_changed, self._on_selection)
         self.link.connect(self.model.results_changed, self._on_results)
@@ -131,7 +141,9 @@ class DataMapWidget(QWidget):
         cell = self.model.get(layer)
         self.layer = layer
         self.ax.clear()
-        self._base = self._overlay = self._sel_image = None
+        self._base = self._overlay = self._sel_image = self._sel_points = None
+        self._faded = False
+        self._background = None
         self.raster = False
         self.selected = np.zeros(0, dtype=np.int64)
         scores = None if cell is None else self._scores(cell)
@@ -164,14 +176,16 @@ class DataMapWidget(QWidget):
             self._base_rgba = self._density(None)
             self._base = self.ax.imshow(self._base_rgba, zorder=1, **image)
             self._sel_image = self.ax.imshow(np.zeros((RASTER_BINS[1], RASTER_BINS[0], 4)), zorder=2,
-                                             visible=False, **image)
+                                             visible=False, animated=True, **image)
             size = 3.0
         else:
             self._colors = self._table[self._cat_codes]
             size = float(np.clip(3000.0 / max(n, 1), 0.5, 12.0))
             self._base = self.ax.scatter(var, conf, s=size, c=self._colors, linewidths=0, rasterized=True)
+            self._sel_points = self.ax.scatter(np.zeros(0), np.zeros(0), s=size, linewidths=0, zorder=2,
+                                               animated=True)
         self._overlay = self.ax.scatter(np.zeros(0), np.zeros(0), s=max(size * 2, 6.0), facecolors="none",
-                                        edgecolors="black", linewidths=0.6, zorder=3)
+                                        edgecolors="black", linewidths=0.6, zorder=3, animated=True)
         th = adata.uns.get(keys.UNS, {}).get("thresholds", {}) if isinstance(adata.uns.get(keys.UNS), dict) else {}
         if "confidence" in th and "variability" in th and th.get("rule", "paper") == "paper":
             kw = dict(color="#d62728", lw=0.8, ls="--")  # the paper's erroneous box
@@ -276,23 +290,52 @@ class DataMapWidget(QWidget):
         if self._base is None:
             return
         outlined = idx if (not self.raster or idx.size <= OVERLAY_POINTS_MAX) else idx[:0]
+        faded = bool(idx.size)
+        if faded != self._faded:  # the base itself changes: a full draw
+            self._faded = faded
+            if self.raster:
+                rgba = self._base_rgba.copy()
+                if faded:
+                    rgba[..., 3] *= 0.25
+                self._base.set_data(rgba)
+            else:
+                colors = self._colors.copy()
+                if faded:
+                    colors[:, 3] = 0.18
+                self._base.set_facecolors(colors)
         if self.raster:
-            faded = self._base_rgba.copy()
-            if idx.size:
-                faded[..., 3] *= 0.25
-            self._base.set_data(faded)
             if idx.size:
                 self._sel_image.set_data(self._density(idx))
             self._sel_image.set_visible(bool(idx.size))
         else:
-            faded = self._colors.copy()
-            if idx.size:
-                faded[:, 3] = 0.18
-                faded[idx, 3] = 1.0
-            self._base.set_facecolors(faded)
+            self._sel_points.set_offsets(self._xy[idx] if idx.size else np.zeros((0, 2)))
+            self._sel_points.set_facecolors(self._colors[idx] if idx.size else np.zeros((0, 4)))
         self._overlay.set_offsets(self._xy[outlined] if outlined.size else np.zeros((0, 2)))
         self.info.setText(f"{idx.size} of {len(self._xy)} cells selected." if idx.size else self._idle_text())
-        self.canvas.draw_idle()
+        if not self._blit():
+            self.canvas.draw_idle()
+
+    def _animated(self) -> list:
+        return [a for a in (self._sel_image, self._sel_points, self._overlay) if a is not None]
+
+    def _on_draw(self, _event) -> None:
+        """After a full draw: cache the axes without the selection, then draw the selection on them."""
+        self._background = self.canvas.copy_from_bbox(self.ax.bbox)
+        self._background_faded = self._faded
+        for artist in self._animated():
+            if artist.get_visible():
+                self.ax.draw_artist(artist)
+
+    def _blit(self) -> bool:
+        """Redraw only the selection over the cached map; False when the cache does not fit."""
+        if self._background is None or self._background_faded != self._faded or self._base is None:
+            return False
+        self.canvas.restore_region(self._background)
+        for artist in self._animated():
+            if artist.get_visible():
+                self.ax.draw_artist(artist)
+        self.canvas.update()  # paint the buffer at the next turn (canvas.blit repaints at once)
+        return True
 
     # -- map -> tissue ---------------------------------------------------------------------
     def _make_selector(self) -> None:
@@ -340,8 +383,9 @@ class DataMapWidget(QWidget):
     def clear_selection(self) -> None:
         cell = self.model.get(self.layer)
         if cell is not None:
-            cell.select([])
-        self.highlight([])
+            cell.select([])  # the model's selection_changed clears the highlight here
+        if self.selected.size or self._faded:
+            self.highlight([])
 
     # -- tissue -> map ---------------------------------------------------------------------
     def _on_selection(self, cell, rows) -> None:

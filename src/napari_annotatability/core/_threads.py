@@ -13,7 +13,10 @@ little from a second thread in the first place (``--shapes``).
 - otherwise starts from what the last measurement left free (or, with none recent, from the
   processes runnable at that instant) and, every ``INTERVAL`` seconds of training, measures how much of *our* CPUs other processes used meanwhile (``/proc/stat``
   for the CPUs this process may run on, minus this process's own CPU time) and sets the
-  thread count to the cores left over -- so a busy core elsewhere costs about its fair share;
+  thread count to the cores left over -- so a busy core elsewhere costs about its fair share.
+  It gives a thread back at once but takes one only when two measurements in a row (or the
+  start's estimate and the first measurement) agree: a process passing through for half a
+  second (a shell command, a cron job) does not halve an idle machine's training;
 - leaves one core to the main thread when training runs in a worker thread (napari's GUI
   thread draws while the worker trains);
 - changes nothing when the user chose: ``threads=`` (:func:`requested_threads`), the
@@ -243,6 +246,7 @@ class ThreadGovernor:
         self.current = 0
         self._previous = 0
         self._next = 0.0
+        self._others: float | None = None  # the last load seen (the start's estimate, then measured)
         self.history: list[int] = []
 
     def _target(self, others: float) -> int:
@@ -277,6 +281,7 @@ class ThreadGovernor:
             others = recent[1]
         else:  # none recent: the processes runnable right now, then a measurement within INTERVAL
             others = _runnable_others()
+        self._others = others
         self._set(self._target(others))
         self._next = time.monotonic() + self.interval
         return self
@@ -292,9 +297,12 @@ class ThreadGovernor:
         others = self.sampler.others()
         if others is None:
             return
+        # the load that lasted: a thread is taken only when this and the previous reading agree
+        sustained = others if self._others is None else min(others, self._others)
+        self._others = others
         global _last_load
-        _last_load = (now, others)
-        self._set(self._target(others))
+        _last_load = (now, sustained)
+        self._set(self._target(sustained))
 
     def __exit__(self, *exc) -> None:
         if self._previous and self.current and self._previous != self.current:
