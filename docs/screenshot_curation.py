@@ -1,4 +1,4 @@
-"""Regenerate docs/images/curation.png (needs a display: run under xvfb-run on a server).
+"""Regenerate docs/images/curation.png and curation-change.png (needs a display: xvfb-run on a server).
 
     xvfb-run -a -s "-screen 0 1700x1200x24" python docs/screenshot_curation.py
 
@@ -6,7 +6,8 @@ The synthetic sample is trained, every erroneous spot's suggestion accepted thro
 queue, the annotation retrained on the curated labels; then a second review of what is still
 suspicious is under way: the view is centred on the spot under review, the curation dock shows
 it with its neighbours, the before/after table of the retraining, and the spot inspector its
-trajectory.
+trajectory.  The second image is the whole section right after the retraining, coloured by how
+each spot's category moved (*Colour by change*), with the legend's counts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_annotatability._napari._demo import open_demo
+    from napari_annotatability.core import keys
 
     OUT.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True, title="napari-annotatability")
@@ -44,6 +46,13 @@ def main() -> None:
     while dock.is_retraining or widget.is_training:
         app.processEvents()
     settle()
+    dock.color(keys.CATEGORY_CHANGE)  # Colour by change, the whole section in view
+    viewer.reset_view()
+    settle(60)
+    change = Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB")
+    change.save(OUT / "curation-change.png", optimize=True)
+    print(f"wrote {OUT / 'curation-change.png'} ({change.size[0]} x {change.size[1]})")
+    dock.color(keys.CATEGORY)
     viewer.window.remove_dock_widget(widget)  # room for the curation dock
     # the spot inspector under the layer list, on the left
     from qtpy.QtCore import Qt

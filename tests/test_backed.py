@@ -52,6 +52,30 @@ def test_backed_dense_scores_equal_in_memory_scores(tmp_path):
     np.testing.assert_array_equal(mem.obs[keys.CONFIDENCE].to_numpy(), disk.obs[keys.CONFIDENCE].to_numpy())
 
 
+@pytest.mark.parametrize("kind", ["counts", "intensities"])
+def test_a_streamed_backed_input_scores_as_the_same_input_transformed_once_in_memory(tmp_path, monkeypatch, kind):
+    """Backed inputs are transformed batch by batch above MATERIALISE_BACKED_BYTES (memory stays
+    bounded by the batch) while the same data in memory is transformed once: same scores, bit for bit."""
+    from napari_annotatability.core import inputs
+
+    rng = np.random.default_rng(5)
+    a = core.make_synthetic(400, inputs.N_TOP_GENES + 40 if kind == "counts" else 30, 4, seed=5)
+    if kind == "counts":  # raw counts: normalise, log1p, gene subset, standardise (every step)
+        a.X = sp.csr_matrix(rng.poisson(np.exp(np.clip(a.X, -2, 3))).astype(np.float32))
+    else:  # a fluorescence-like panel: log1p, standardise
+        a.X = (np.exp(np.clip(a.X, -2, 6)) * 400).astype(np.float32)
+    path = tmp_path / f"{kind}.h5ad"
+    a.write_h5ad(path)
+    monkeypatch.setattr(inputs, "MATERIALISE_BACKED_BYTES", 0)  # the backed input streams
+    mem, disk = _read(path, False), _read(path, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        core.training_dynamics(mem, "label", seed=2, epochs=4)
+        core.training_dynamics(disk, "label", seed=2, epochs=4)
+    assert mem.uns[keys.UNS]["params"]["input"]["kind"] == ("counts" if kind == "counts" else "intensities")
+    np.testing.assert_array_equal(mem.obsm[keys.TRAJECTORY], disk.obsm[keys.TRAJECTORY])
+
+
 def test_backed_rows_come_back_in_the_order_asked(sparse_file):
     disk = _read(sparse_file, True)
     mem = _read(sparse_file, False).X

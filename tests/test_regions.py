@@ -62,6 +62,28 @@ def test_positions_equal_mask_and_edge_cases():
     assert everything.n_cells == adata.n_obs and len(everything.top_genes) == 0
 
 
+def test_a_region_of_one_section_is_counted_and_contrasted_within_that_section():
+    """Two sections share one AnnData: a region drawn on section B is '60 of B's cells', and its
+    marker genes contrast it with the rest of B, not with section A too."""
+    adata, region = _scored()
+    section_b = np.zeros(adata.n_obs, dtype=bool)
+    section_b[np.flatnonzero(region)] = True
+    section_b[np.flatnonzero(~region)[:140]] = True  # B: the region + 140 other cells
+    X = np.asarray(adata.X, dtype=np.float64).copy()
+    X[~section_b, 11] += 50.0  # a gene high only in section A: not a marker of B's region
+    adata.X = X
+    s = region_summary(adata, region, n_genes=5, within=section_b)
+    assert s.n_cells == 60 and s.n_total == 200 and "60 of 200 cells" in s.as_text()
+    assert "gene_11" not in set(s.top_genes["gene"])
+    rest_of_b = section_b & ~region
+    assert s.top_genes["mean_out"][0] == pytest.approx(X[rest_of_b, 7].mean(), rel=1e-5)
+    assert region_summary(adata, region, within=np.flatnonzero(section_b)).n_total == 200
+    # over every cell, section A's gene does not mark the region either, but the cells counted differ
+    assert region_summary(adata, region).n_total == 400
+    with pytest.raises(AnnotatabilityInputError, match="not among the `within` cells"):
+        region_summary(adata, region, within=~section_b)
+
+
 def test_unscored_data_gives_labels_only():
     adata, region = _scored()
     del adata.obs[keys.CATEGORY], adata.obs[keys.CONFIDENCE]

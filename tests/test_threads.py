@@ -17,6 +17,7 @@ from napari_annotatability.core.synthetic import make_synthetic
 
 BIG = 10 * PARALLEL_MIN_FLOPS
 REAL_AVAILABLE_CPUS = _threads.available_cpus  # before the fixture replaces it
+REAL_RUNNABLE_OTHERS = _threads._runnable_others
 
 
 @pytest.fixture(autouse=True)
@@ -184,3 +185,15 @@ def test_cli_threads_option_reaches_the_governor(monkeypatch):
         os.environ.pop(_threads.ENV_VAR, None)
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["score", "x.h5ad", "--label", "l", "--out", "y.h5ad", "--threads", "0"])
+
+
+def test_the_start_reads_the_run_queue_a_few_times_and_keeps_the_least(monkeypatch):
+    """One reading of /proc/loadavg races with our own threads and catches passing processes; a
+    busy process is runnable in every reading."""
+    readings = iter([1.0, 2.0, 0.0, 1.0])
+    monkeypatch.setattr(_threads, "_runnable_once", lambda: next(readings))
+    assert REAL_RUNNABLE_OTHERS(samples=4, gap=0.0) == 0.0  # something passed through: idle
+    monkeypatch.setattr(_threads, "_runnable_once", lambda: 1.0)
+    assert REAL_RUNNABLE_OTHERS(samples=4, gap=0.0) == 1.0  # busy in every reading: busy
+    monkeypatch.setattr(_threads, "_runnable_once", lambda: None)
+    assert REAL_RUNNABLE_OTHERS(samples=4, gap=0.0) == 1.0  # unreadable: assume a busy core

@@ -67,6 +67,7 @@ class InspectorWidget(QWidget):
         self.link = DockLink(self, napari_viewer)
         self.link.connect(self.link.model.clicked, self._on_click)
         self.link.connect(self.link.model.selection_changed, self._on_selection)
+        self.link.connect(self.link.model.results_changed, self._on_results)
 
     def _on_click(self, cell, row: int) -> None:
         """A click (no drag, pan/zoom mode) on a cell of any layer of cells shows it."""
@@ -75,6 +76,15 @@ class InspectorWidget(QWidget):
     def _on_selection(self, cell, rows) -> None:
         if len(rows) == 1:
             self.show_spot(cell.layer, int(rows[0]))
+
+    def _on_results(self, cell) -> None:
+        """New results (a training finished, labels were edited): the cell on show is shown anew."""
+        if self._shown is None or self._shown[0] != id(cell.layer) or cell.training:
+            return
+        index = self._shown[1]
+        if index < cell.adata.n_obs:
+            self._shown = None  # its values changed even if its trajectory did not
+            self.show_spot(cell.layer, index)
 
     def show_spot(self, layer, index: int) -> None:
         """Show obs row ``index`` of ``layer``'s AnnData."""

@@ -182,7 +182,9 @@ class RegionWidget(QWidget):
             shown = cell.layer.metadata.get("color_by")
             label_key = shown if shown in adata.obs else None
         try:
-            self.summary = region_summary(adata, self.mask, label_key=label_key, n_genes=int(self.n_genes.value))
+            # the region is part of this layer's cells (one section of a table several share)
+            self.summary = region_summary(adata, self.mask, label_key=label_key, n_genes=int(self.n_genes.value),
+                                          within=cell.rows)
         except AnnotatabilityError as err:
             self.summary = None
             self.text.setText(f"Cannot summarise: {html.escape(str(err))}")

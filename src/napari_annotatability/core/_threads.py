@@ -11,7 +11,8 @@ little from a second thread in the first place (``--shapes``).
 - never gives a network more than one thread when a training step is too small to split
   (``PARALLEL_MIN_FLOPS``, measured by ``benchmarks/bench_contention.py``);
 - otherwise starts from what the last measurement left free (or, with none recent, from the
-  processes runnable at that instant) and, every ``INTERVAL`` seconds of training, measures how much of *our* CPUs other processes used meanwhile (``/proc/stat``
+  processes runnable over a few milliseconds) and, every ``INTERVAL`` seconds of training,
+  measures how much of *our* CPUs other processes used meanwhile (``/proc/stat``
   for the CPUs this process may run on, minus this process's own CPU time) and sets the
   thread count to the cores left over -- so a busy core elsewhere costs about its fair share.
   It gives a thread back at once but takes one only when two measurements in a row (or the
@@ -63,6 +64,9 @@ PARALLEL_MIN_FLOPS = 3.0e6
 FREE_SLACK = 0.3
 #: a load measured less than this many seconds ago is reused by the next training
 RECENT = 5.0
+#: with none recent, a training starts from the least of this many run-queue readings, this
+#: many seconds apart (a few milliseconds in all, against trainings of a second or more)
+START_SAMPLES, START_GAP = 4, 0.002
 
 _lock = threading.Lock()
 _requested: int | None = None
@@ -171,14 +175,34 @@ def _own_running() -> int:
     return max(1, n)
 
 
-def _runnable_others() -> float:
-    """Other processes' runnable threads at this instant (``/proc/loadavg``'s running count)."""
+def _runnable_once() -> float | None:
     try:
         with open("/proc/loadavg") as fh:
             running = int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
-        return 1.0  # unknown: assume a busy core, the measurement corrects it within INTERVAL
+        return None
     return float(max(0, running - _own_running()))
+
+
+def _runnable_others(samples: int = START_SAMPLES, gap: float = START_GAP) -> float:
+    """Other processes' runnable threads now: the least of a few ``/proc/loadavg`` running counts.
+
+    One reading races with our own threads (counted there and in ``_own_running`` at slightly
+    different instants) and catches processes passing through; a busy process is runnable in
+    every reading, so the least of ``samples`` readings ``gap`` seconds apart keeps it and drops
+    the rest.
+    """
+    seen = []
+    for i in range(max(1, samples)):
+        if i:
+            time.sleep(gap)
+        value = _runnable_once()
+        if value is None:
+            return 1.0  # unknown: assume a busy core, the measurement corrects it within INTERVAL
+        seen.append(value)
+        if value == 0.0:
+            break  # nothing else runnable: it cannot get lower
+    return min(seen)
 
 
 class _CpuSampler:

@@ -35,7 +35,8 @@ from .errors import AnnotatabilityInputError, RawCountsWarning
 
 __all__ = [
     "KINDS", "INPUT_MODES", "DEFAULT_STEPS", "DEFAULT_STANDARDIZE", "TARGET_SUM", "N_TOP_GENES", "HVG_MAX_CELLS",
-    "DETECT_VALUES", "DETECT_ROWS", "STATS_ROWS", "CLIP", "MATERIALISE_BYTES", "INTENSITY_MAX", "TAIL_RATIO",
+    "DETECT_VALUES", "DETECT_ROWS", "STATS_ROWS", "CLIP", "MATERIALISE_BYTES", "MATERIALISE_BACKED_BYTES",
+    "INTENSITY_MAX", "TAIL_RATIO",
     "detect_kind", "resolve_input", "InputTransform", "build_transform", "make_source", "gene_matrix",
 ]
 
@@ -79,8 +80,11 @@ DETECT_ROWS, DETECT_VALUES = 1000, 4_000_000
 #: feature means and standard deviations come from a seeded sample of at most this many rows
 STATS_ROWS = 20_000
 #: a transformed input of at most this many bytes (dense float32) is computed once and kept;
-#: larger or on-disk inputs are transformed a batch at a time
+#: larger inputs are transformed a batch at a time
 MATERIALISE_BYTES = 256 * 2**20
+#: the same for an on-disk (backed) input, kept small: backed mode is chosen to bound memory by
+#: the batch, and a 100 000 x 500 file would otherwise be held whole (200 MB) in memory
+MATERIALISE_BACKED_BYTES = 32 * 2**20
 #: standardised values are clipped to +-CLIP (as ``scanpy.pp.scale(max_value=10)``)
 CLIP = 10.0
 #: non-integer, non-negative input is "intensities" when its largest value exceeds
@@ -429,10 +433,11 @@ def build_transform(X, plan: dict, device: torch.device) -> RowSource:
     if "standardize" in steps:
         mean, std = _feature_stats(source, int(plan.get("sample_seed", 0)))
         tf.set_standardization(mean, std, plan.get("clip", CLIP))
-    if source.n_obs * source.n_vars * 4 <= MATERIALISE_BYTES:
+    limit = MATERIALISE_BACKED_BYTES if isinstance(X, BackedMatrix) else MATERIALISE_BYTES
+    if source.n_obs * source.n_vars * 4 <= limit:
         # small data: transform once instead of every batch of every epoch; a few hundred cells
-        # paid ~30 % of their training time here.  In memory or on disk alike, so that both see
-        # the same values (vectorised log1p may round differently for other batch shapes)
+        # paid ~30 % of their training time here.  Transformed values do not depend on the batch
+        # (tested: a streamed backed input scores as the same input transformed once in memory)
         dense = np.empty((source.n_obs, source.n_vars), dtype=np.float32)
         step = max(1, 2**22 // max(1, source.n_vars))
         for s in range(0, source.n_obs, step):

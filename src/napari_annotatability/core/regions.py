@@ -54,6 +54,20 @@ def _counts(series: pd.Series, mask: np.ndarray, order=None) -> dict[str, int]:
     return {str(k): int(v) for k, v in vc.items()}
 
 
+def _as_mask(cells, n: int, what: str) -> np.ndarray:
+    """A boolean mask over n cells from a mask or integer positions (named in errors as ``what``)."""
+    cells = np.asarray(cells)
+    if cells.dtype == bool:
+        if cells.shape != (n,):
+            raise AnnotatabilityInputError(f"the {what} mask has shape {cells.shape}, expected ({n},)")
+        return cells
+    if cells.size and (cells.min() < 0 or cells.max() >= n):
+        raise AnnotatabilityInputError(f"{what} cell positions must lie in [0, {n}), got {cells.min()}..{cells.max()}")
+    mask = np.zeros(n, dtype=bool)
+    mask[cells.astype(np.int64)] = True
+    return mask
+
+
 def region_summary(
     adata,
     cells,
@@ -61,8 +75,13 @@ def region_summary(
     label_key: str | None = None,
     n_genes: int = 10,
     layer: str | None = None,
+    within=None,
 ) -> RegionSummary:
     """Summarise the cells ``cells`` (a boolean mask over ``adata.obs`` or integer positions).
+
+    ``within`` (the same kinds; default: every cell) is what the region is part of and compared
+    with -- the section it was drawn on when several sections share one AnnData: ``n_total``
+    counts those cells and the marker genes contrast the region with the rest of them.
 
     ``label_key`` defaults to the annotation of the last training (``uns['annotatability']``).
     Marker genes are ranked by the Pearson correlation of their expression (``X`` or
@@ -70,17 +89,12 @@ def region_summary(
     correlation, a standardised in-versus-out difference -- and only positive ones are kept.
     No marker genes are computed for an empty region or one that holds every cell.
     """
-    n = adata.n_obs
-    cells = np.asarray(cells)
-    if cells.dtype == bool:
-        if cells.shape != (n,):
-            raise AnnotatabilityInputError(f"the region mask has shape {cells.shape}, expected ({n},)")
-        mask = cells
-    else:
-        if cells.size and (cells.min() < 0 or cells.max() >= n):
-            raise AnnotatabilityInputError(f"region cell positions must lie in [0, {n}), got {cells.min()}..{cells.max()}")
-        mask = np.zeros(n, dtype=bool)
-        mask[cells.astype(np.int64)] = True
+    mask = _as_mask(cells, adata.n_obs, "region")
+    universe = np.ones(adata.n_obs, dtype=bool) if within is None else _as_mask(within, adata.n_obs, "within")
+    if (mask & ~universe).any():
+        raise AnnotatabilityInputError(
+            f"{int((mask & ~universe).sum())} cells of the region are not among the `within` cells it is part of")
+    n = int(universe.sum())
     obs = adata.obs
     info = adata.uns.get(keys.UNS, {})
     if label_key is None and isinstance(info, dict):
@@ -99,6 +113,9 @@ def region_summary(
             out.mean_variability = float(obs[keys.VARIABILITY].to_numpy()[mask].mean())
     if 0 < out.n_cells < n and n_genes > 0:
         X = get_matrix(adata, layer)
+        if within is not None:  # only the cells the region is part of
+            rows = np.flatnonzero(universe)
+            X, mask = X[rows], mask[rows]
         r = _pearson_columns(X, mask.astype(np.float64)[:, None])[:, 0]
         order = np.argsort(-r, kind="stable")[:n_genes]
         order = order[r[order] > 0]
