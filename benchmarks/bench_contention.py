@@ -3,6 +3,7 @@
     python benchmarks/bench_contention.py                 # the table below (~15 min here)
     python benchmarks/bench_contention.py --shapes        # per-step time, 1 vs 2 threads, by layer width
     python benchmarks/bench_contention.py --smoke         # tiny sizes: checks that it runs
+    python benchmarks/bench_contention.py --in-process --repeats 9   # idle cost, without process starts
 
 Each measurement runs in a fresh process.  "Busy" processes are pure-Python spinners (one core
 each), started just before the measured run and killed after it.  Two thread policies run side
@@ -89,6 +90,39 @@ def measure(n: int, g: int, busy: int, env_extra: dict, epochs: int | None) -> d
             s.wait()
 
 
+def in_process(out_lines: list[str], work: dict, repeats: int, epochs: int | None) -> None:
+    """Idle only, in this one process: the policies alternate run by run on the same AnnData.
+
+    Without a process start, an import and the data's creation in every measurement, the idle
+    cost of the policy is not buried in their noise.  ``torch default`` is ``score(threads=)`` set
+    to every core, as the environment variable does in the fresh-process table.
+    """
+    from napari_annotatability import core
+    from napari_annotatability.core import _threads
+    from napari_annotatability.core.synthetic import make_synthetic
+
+    kw = {"epochs": epochs} if epochs else {}
+    cores = _threads.available_cpus()
+    out_lines += [f"`core.score` seconds idle, in one process, the two policies alternating (median of {repeats}; "
+                  "genes off)", "", "| workload | auto | torch default (every core) | auto / torch default |",
+                  "|---|---|---|---|"]
+    for wname, (n, g) in work.items():
+        adata = make_synthetic(n, g, n_classes=6, seed=0)
+        core.score(adata.copy(), "label", seed=0, genes=False, epochs=2)  # warm-up
+        times = {"auto": [], "torch default": []}
+        for r in range(repeats):
+            order = ("auto", "torch default") if r % 2 == 0 else ("torch default", "auto")
+            for policy in order:
+                a = adata.copy()
+                t = time.perf_counter()
+                core.score(a, "label", seed=0, genes=False, threads=None if policy == "auto" else cores, **kw)
+                times[policy].append(time.perf_counter() - t)
+            print(f"  [{r + 1}] {wname}: auto {times['auto'][-1]:.2f} s, torch default {times['torch default'][-1]:.2f} s",
+                  flush=True)
+        auto, fixed = float(np.median(times["auto"])), float(np.median(times["torch default"]))
+        out_lines.append(f"| {wname} | {auto:.2f} s | {fixed:.2f} s | {auto / fixed:.3f} |")
+
+
 def shapes(out_lines: list[str], smoke: bool) -> None:
     """Per-step time of one training step with 1 and 2 threads, by input width (idle)."""
     import torch
@@ -124,6 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one condition")
     ap.add_argument("--shapes", action="store_true", help="only the per-step thread table")
+    ap.add_argument("--in-process", action="store_true",
+                    help="only the idle comparison, both policies alternating in this one process")
     ap.add_argument("--workloads", default=None, help=f"comma-separated among: {'; '.join(WORKLOADS)} (by index 0,1)")
     ap.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated among: {', '.join(POLICIES)}")
     ap.add_argument("--conditions", default=None, help=f"comma-separated among: {', '.join(CONDITIONS)}")
@@ -134,6 +170,17 @@ def main(argv=None) -> int:
         _child(*args.child, args.epochs)
         return 0
     lines = [f"# What a busy machine costs ({os.cpu_count()} cores)", ""]
+    if args.in_process:
+        work = SMOKE_WORKLOADS if args.smoke else WORKLOADS
+        if args.workloads and not args.smoke:
+            names = list(WORKLOADS)
+            work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
+        in_process(lines, work, max(1, args.repeats), 3 if args.smoke else None)
+        text = "\n".join(lines)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return 0
     if args.shapes or args.smoke:
         shapes(lines, args.smoke)
         lines.append("")

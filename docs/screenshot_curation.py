@@ -22,6 +22,7 @@ def main() -> None:
     from PIL import Image
     from qtpy.QtWidgets import QApplication
 
+    from napari_annotatability._napari._cells import view_camera
     from napari_annotatability._napari._demo import open_demo
     from napari_annotatability.core import keys
 
@@ -47,12 +48,15 @@ def main() -> None:
         app.processEvents()
     settle()
     dock.color(keys.CATEGORY_CHANGE)  # Colour by change, the whole section in view
+    camera = view_camera(viewer)
+    zoom, center = camera.zoom, camera.center
     viewer.reset_view()
     settle(60)
     change = Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB")
     change.save(OUT / "curation-change.png", optimize=True)
     print(f"wrote {OUT / 'curation-change.png'} ({change.size[0]} x {change.size[1]})")
     dock.color(keys.CATEGORY)
+    camera.zoom, camera.center = zoom, center  # the review's zoom (the dock keeps the user's)
     viewer.window.remove_dock_widget(widget)  # room for the curation dock
     # the spot inspector under the layer list, on the left
     from qtpy.QtCore import Qt
