@@ -170,25 +170,16 @@ def main(argv=None) -> int:
         _child(*args.child, args.epochs)
         return 0
     lines = [f"# What a busy machine costs ({os.cpu_count()} cores)", ""]
+    work = SMOKE_WORKLOADS if args.smoke else WORKLOADS
+    if args.workloads and not args.smoke:
+        names = list(WORKLOADS)
+        work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
     if args.in_process:
-        work = SMOKE_WORKLOADS if args.smoke else WORKLOADS
-        if args.workloads and not args.smoke:
-            names = list(WORKLOADS)
-            work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
         in_process(lines, work, max(1, args.repeats), 3 if args.smoke else None)
-        text = "\n".join(lines)
-        print(text)
-        if args.out:
-            Path(args.out).write_text(text + "\n")
-        return 0
-    if args.shapes or args.smoke:
+    elif args.shapes or args.smoke:
         shapes(lines, args.smoke)
         lines.append("")
-    if not args.shapes:
-        work = SMOKE_WORKLOADS if args.smoke else WORKLOADS
-        if args.workloads and not args.smoke:
-            names = list(WORKLOADS)
-            work = {names[int(i)]: WORKLOADS[names[int(i)]] for i in args.workloads.split(",")}
+    if not (args.shapes or args.in_process):
         conds = {"idle": 0, "one busy core": 1} if args.smoke else CONDITIONS
         if args.conditions and not args.smoke:
             conds = {c: CONDITIONS[c] for c in args.conditions.split(",")}

@@ -315,25 +315,24 @@ class DataMapWidget(QWidget):
         if not self._blit():
             self.canvas.draw_idle()
 
-    def _animated(self) -> list:
-        return [a for a in (self._sel_image, self._sel_points, self._overlay) if a is not None]
+    def _draw_selection(self) -> None:
+        """Draw the animated artists (the selected spots, their outlines) onto the canvas buffer."""
+        for artist in (self._sel_image, self._sel_points, self._overlay):
+            if artist is not None and artist.get_visible():
+                self.ax.draw_artist(artist)
 
     def _on_draw(self, _event) -> None:
         """After a full draw: cache the axes without the selection, then draw the selection on them."""
         self._background = self.canvas.copy_from_bbox(self.ax.bbox)
         self._background_faded = self._faded
-        for artist in self._animated():
-            if artist.get_visible():
-                self.ax.draw_artist(artist)
+        self._draw_selection()
 
     def _blit(self) -> bool:
         """Redraw only the selection over the cached map; False when the cache does not fit."""
         if self._background is None or self._background_faded != self._faded or self._base is None:
             return False
         self.canvas.restore_region(self._background)
-        for artist in self._animated():
-            if artist.get_visible():
-                self.ax.draw_artist(artist)
+        self._draw_selection()
         self.canvas.update()  # paint the buffer at the next turn (canvas.blit repaints at once)
         return True
 

@@ -113,7 +113,7 @@ def region_summary(
             out.mean_variability = float(obs[keys.VARIABILITY].to_numpy()[mask].mean())
     if 0 < out.n_cells < n and n_genes > 0:
         X = get_matrix(adata, layer)
-        if within is not None:  # only the cells the region is part of
+        if n < adata.n_obs:  # only the cells the region is part of (no copy of X when that is all)
             rows = np.flatnonzero(universe)
             X, mask = X[rows], mask[rows]
         r = _pearson_columns(X, mask.astype(np.float64)[:, None])[:, 0]
