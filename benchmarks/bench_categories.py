@@ -179,6 +179,7 @@ def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kw
             variability_late=_late_std(np.asarray(adata.obsm[keys.TRAJECTORY])),
             label=y.astype(np.int16),
             mislabelled=bad, transition=transition, clean=clean,
+            mix=adata.obs["mix"].to_numpy(np.float32) if "mix" in adata.obs else np.zeros(adata.n_obs, np.float32),
             category_calibrated=cats_by_rule["calibrated"].astype("U9"),
             category_paper=cats_by_rule["paper"].astype("U9"),
             thresholds=json.dumps(th, default=float),
@@ -226,7 +227,8 @@ def report(df: pd.DataFrame, note: str, command: str) -> str:
 
     lines.append(f"LQ cut-off: the calibrated label-quality cut-off of that run (the {ERRONEOUS_PERCENTILE:g}th "
                  "percentile of the label quality of the cells flipped by the noise-injection calibration, lowered "
-                 "where that level is not precise enough; -inf: no cell called erroneous).")
+                 "where that level is not precise enough, raised into a gap above the flipped cells; label quality "
+                 "is a mean percentile rank in [0, 1]; -inf: no cell called erroneous).")
     return "\n".join(lines)
 
 

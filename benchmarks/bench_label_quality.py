@@ -59,14 +59,14 @@ COMPETITORS = ("published", "cleanlab+LR", "cleanlab+MLP")
 #: candidate training recipes: keyword arguments of core.score (the first is the shipped default)
 RECIPES = {
     "default": {},
+    # every class drawn equally often (the published sampler; the default balance until 2026-11-30)
+    "full-balance": {"balanced": True},
     # raw counts standardised after log-normalisation, as every other kind is (the default until 2026-11-30)
-    "std-counts": {"standardize": True},
-    # cells drawn in proportion to count(class) ** -0.5 (the default balance is 1: every class equally often)
-    "sqrt-balanced": {"balanced": 0.5},
+    "std-counts": {"standardize": True, "balanced": True},
     "unbalanced": {"balanced": False},
     # the previous learning-rate rule: lr = 1 / mean|x|^2 of what the network sees, in [1e-3, 1e-2]
-    "old-lr": {"lr_gain": 1.0},
-    "no-std": {"standardize": False},
+    "old-lr": {"lr_gain": 1.0, "balanced": True},
+    "no-std": {"standardize": False, "balanced": True},
 }
 
 
@@ -101,10 +101,10 @@ def _train_kwargs(meta: dict, recipe: dict) -> dict:
     return kw
 
 
-def _label_quality(aum, oos):
+def _label_quality(confidence, oos):
     from napari_annotatability.core.quality import label_quality
 
-    return label_quality(aum, oos).astype(np.float64)
+    return label_quality(confidence, oos).astype(np.float64)
 
 
 def _logistic(a):
@@ -117,11 +117,22 @@ COMBINATIONS = {
     "oos": lambda s: s["oos"],
     "aum": lambda s: s["aum"],
     "geo-oos3": lambda s: _logistic(s["aum"]) ** 0.25 * np.clip(s["oos"], 0, 1) ** 0.75,
-    # the shipped one, through the package's own function (IN_SAMPLE_WEIGHT = 0.75)
-    "geo-aum3": lambda s: _label_quality(s["aum"], s["oos"]),
+    # the default until 2026-11-30: logistic(AUM) ** 0.75 * oos ** 0.25
+    "geo-aum3": lambda s: _logistic(s["aum"]) ** 0.75 * np.clip(s["oos"], 0, 1) ** 0.25,
     # with the in-sample confidence too (the published package's score)
     "geo-conf": lambda s: np.cbrt(np.clip(s["confidence"], 0, 1) * _logistic(s["aum"]) * np.clip(s["oos"], 0, 1)),
+    # the shipped one, through the package's own function: the mean of the two signals' percentile
+    # ranks among the scored cells -- in-sample and out-of-sample confidence weigh alike whatever
+    # their scales (held-out probabilities are sharp, so in a product they outweigh the other)
+    "rank-conf": lambda s: _label_quality(s["confidence"], s["oos"]),
+    "rank-aum": lambda s: _percentile_rank(s["aum"]) + _percentile_rank(s["oos"]),
 }
+
+
+def _percentile_rank(v):
+    from napari_annotatability.core.quality import percentile_rank
+
+    return percentile_rank(v)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def _run_ours(adata, label, epochs, seed):
     t = time.perf_counter()
     # the published lr at the same epochs (plus our width floor): the engine compared like for like;
     # the adaptive recipe and the label-quality score are compared in bench_label_quality.py
-    core.training_dynamics(adata, label, epochs=epochs, lr=1e-3, min_hidden=32, seed=seed, device="cpu")
+    core.training_dynamics(adata, label, epochs=epochs, lr=1e-3, min_hidden=32, balanced=True, seed=seed, device="cpu")
     dt = time.perf_counter() - t
     return dt, adata.obs["annot_confidence"].to_numpy(), adata.obs["annot_variability"].to_numpy()
 

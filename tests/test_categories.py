@@ -292,9 +292,14 @@ def test_score_refuses_mixed_rules_before_training(synthetic):
 def test_the_erroneous_cutoff_holds_the_percentile_only_where_it_is_precise():
     rng = np.random.default_rng(0)
     flipped = rng.uniform(0.0, 0.2, 100)
-    # well separated: the 90th percentile of the flipped cells holds
+    # well separated: past the percentile into the gap, up to the highest flipped cell
     cut, precision = core.erroneous_cutoff(flipped, rng.uniform(0.5, 1.0, 100), 9.0, 90, 0.5)
-    assert cut == pytest.approx(np.percentile(flipped, 90), abs=0.003) and precision == 1.0
+    assert cut == flipped.max() and precision == 1.0
+    # ... but not past the level where unflipped cells begin to outnumber the flipped ones added
+    unflipped = np.concatenate([np.random.default_rng(1).uniform(0.5, 1.0, 95), [0.199]])  # one, standing for 20
+    assert np.sum(flipped > np.percentile(flipped, 90)) < 20
+    cut, _ = core.erroneous_cutoff(flipped, unflipped, 20.0, 90, 0.5)
+    assert np.percentile(flipped, 90) <= cut < 0.199
     # overlapping: each unflipped cell stands for 9, so the cut-off falls below the percentile
     cut, precision = core.erroneous_cutoff(flipped, rng.uniform(0.05, 1.0, 100), 9.0, 90, 0.5)
     assert cut < np.percentile(flipped, 90) - 0.02 and precision >= 0.5

@@ -7,6 +7,7 @@ import pytest
 
 from napari_annotatability import core
 from napari_annotatability.core import keys
+from napari_annotatability.core.quality import percentile_rank
 
 
 def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
@@ -29,8 +30,9 @@ def test_iter_score_reports_every_stage_and_writes_only_at_the_end(synthetic):
               *keys.SCORE_COLUMNS):
         assert k in synthetic.obs
     obs = synthetic.obs
-    logistic = 1 / (1 + np.exp(-obs[keys.AUM].to_numpy(dtype=float)))
-    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], logistic**0.75 * obs[keys.OOS_CONFIDENCE] ** 0.25, rtol=1e-5)
+    # the mean of the in-sample and out-of-sample confidences' percentile ranks
+    rank = [percentile_rank(obs[k].to_numpy()) for k in (keys.CONFIDENCE, keys.OOS_CONFIDENCE)]
+    np.testing.assert_allclose(obs[keys.LABEL_QUALITY], 0.5 * (rank[0] + rank[1]), rtol=1e-5)
     assert synthetic.uns[keys.UNS]["label_quality"]["folds"] == 2
     assert keys.GENE_MID in synthetic.var
     assert synthetic.uns[keys.UNS]["thresholds"]["method"] == "noise injection"

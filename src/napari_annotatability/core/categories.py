@@ -25,6 +25,7 @@ from .inputs import make_source
 from .rules import (
     AMBIGUOUS_SECOND,
     AMBIGUOUS_VARIABILITY,
+    ERRONEOUS_BAND_PRECISION,
     ERRONEOUS_PERCENTILE,
     ERRONEOUS_PRECISION,
     PAPER_CORRECT_CONFIDENCE,
@@ -42,6 +43,10 @@ __all__ = [
     "categories_from_signals", "second_probability", "RULES", "ERRONEOUS_PERCENTILE", "AMBIGUOUS_SECOND",
     "AMBIGUOUS_VARIABILITY",
 ]
+
+
+#: the calibration run evaluates at least this many unflipped cells (all of them on smaller data)
+CALIBRATION_OTHERS = 1000
 
 
 def flip_labels(y: np.ndarray, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +140,7 @@ def iter_calibrate_thresholds(
     percentile: float = 90,
     out_of_sample="auto",
     quality_percentile: float = ERRONEOUS_PERCENTILE,
+    confidence: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     **train_kwargs,
 ) -> Generator[EpochProgress, None, dict]:
@@ -148,14 +154,17 @@ def iter_calibrate_thresholds(
     cfg, where = _train_config(adata, dict(train_kwargs))
     y, classes = get_labels(adata, label_key)
     probs = _oos_probabilities(adata, out_of_sample, len(classes), classes)
+    reference = _quality_reference(adata, confidence, out_of_sample, probs, y) if probs is not None else None
     noisy, flipped = flip_labels(y, len(classes), noise, cfg.seed)
     source, _ = make_source(adata, where["layer"], resolve_device(where["device"]), where["input"],
                             standardize=where["standardize"], seed=cfg.seed)
-    # only the flipped cells' scores set the cut-offs: evaluate them, and as many other cells
-    # (seeded) for the AUROC of the run, not every cell every epoch
+    # the flipped cells' scores set the cut-offs, and the other cells' say how precise a level
+    # is: evaluate the flipped cells and a seeded sample of the others, as many as were flipped
+    # but at least CALIBRATION_OTHERS (on a few hundred cells, twenty unflipped ones each
+    # standing for nine made the precision, and with it the cut-off, a matter of chance)
     rng = np.random.default_rng(cfg.seed)
     others = np.flatnonzero(~flipped)
-    sample = rng.choice(others, min(others.size, int(flipped.sum())), replace=False)
+    sample = rng.choice(others, min(others.size, max(int(flipped.sum()), CALIBRATION_OTHERS)), replace=False)
     evaluated = np.sort(np.concatenate([np.flatnonzero(flipped), sample]))
     out = yield from run(source, noisy, len(classes), cfg, eval_rows=evaluated, record=[noisy],
                          should_stop=should_stop)
@@ -176,11 +185,11 @@ def iter_calibrate_thresholds(
         "flipped_auroc": auroc(-conf, flipped),
     }
     if probs is not None:
-        # a flipped cell's calibrated label quality: the in-sample AUM of this run (trained on the
-        # flipped label) with the probability that a cross-fitted network, which never saw the
-        # cell, gives the flipped label -- no extra training; other cells keep their own label
-        aum = out.margin_sums[0][evaluated] / cfg.epochs
-        lq = label_quality(aum, probs[evaluated, noisy[evaluated]]).astype(np.float64)
+        # a flipped cell's calibrated label quality: its in-sample confidence in this run (trained
+        # on the flipped label) with the probability that a cross-fitted network, which never saw
+        # the cell, gives the flipped label -- no extra training; other cells keep their own
+        # label.  Both are ranked among the scored cells' own values, the scale of their quality
+        lq = label_quality(conf, probs[evaluated, noisy[evaluated]], reference=reference).astype(np.float64)
         # the evaluated unflipped cells stand for all (n - n_flipped) of them
         weight = (y.size - flipped.sum()) / max(1, (~flipped).sum())
         cutoff, precision = erroneous_cutoff(lq[flipped], lq[~flipped], weight, quality_percentile)
@@ -188,6 +197,7 @@ def iter_calibrate_thresholds(
             "label_quality": cutoff,
             "label_quality_precision": precision,
             "label_quality_min_precision": float(ERRONEOUS_PRECISION),
+            "label_quality_band_precision": float(ERRONEOUS_BAND_PRECISION),
             "label_quality_percentile": float(quality_percentile),
             "label_quality_flipped_median": float(np.median(lq[flipped])),
             # the whole distribution (5th .. 95th percentile), to judge or re-derive the cut-off
@@ -198,9 +208,33 @@ def iter_calibrate_thresholds(
     return th
 
 
+def _quality_reference(adata, confidence, out_of_sample, probs: np.ndarray,
+                       y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scored cells' in-sample and out-of-sample confidence, which label quality ranks among."""
+    if confidence is None:
+        if keys.CONFIDENCE not in adata.obs:
+            raise AnnotatabilityInputError(
+                f"calibrating the label-quality cut-off needs the scored cells' in-sample confidence "
+                f"(obs[{keys.CONFIDENCE!r}]): run training_dynamics or score first"
+            )
+        confidence = adata.obs[keys.CONFIDENCE].to_numpy()
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if confidence.shape != (adata.n_obs,):
+        raise AnnotatabilityInputError(f"confidence must have one value per cell ({adata.n_obs}), got shape "
+                                       f"{confidence.shape}")
+    # the out-of-sample confidence the scored cells' quality was made of, where it is at hand
+    oos = getattr(out_of_sample, "confidence", None)
+    if isinstance(out_of_sample, str) and keys.OOS_CONFIDENCE in adata.obs:
+        oos = adata.obs[keys.OOS_CONFIDENCE].to_numpy()
+    if oos is None:
+        oos = probs[np.arange(y.size), y]  # the same average, from the probabilities
+    return confidence, np.asarray(oos, dtype=np.float64)
+
+
 def erroneous_cutoff(flipped_lq: np.ndarray, unflipped_lq: np.ndarray, unflipped_weight: float,
                      percentile: float = ERRONEOUS_PERCENTILE,
-                     min_precision: float = ERRONEOUS_PRECISION) -> tuple[float, float]:
+                     min_precision: float = ERRONEOUS_PRECISION,
+                     band_precision: float = ERRONEOUS_BAND_PRECISION) -> tuple[float, float]:
     """The label-quality cut-off of ``rule="calibrated"`` from a noise-injection run.
 
     The ``percentile`` of the deliberately flipped cells' label quality, lowered until, in that
@@ -208,20 +242,29 @@ def erroneous_cutoff(flipped_lq: np.ndarray, unflipped_lq: np.ndarray, unflipped
     time (each unflipped cell counted ``unflipped_weight`` times, as it stands for that many).
     Where the network tells flipped labels apart well the percentile holds; where it cannot (a
     few hundred cells of many types) the cut-off falls instead of calling most cells erroneous.
+    Then raised, up to the highest flipped cell, as long as the cells it adds are deliberately
+    flipped ones at least ``band_precision`` of the time: where flipped and correct labels are
+    apart, the cut-off moves into the gap between them instead of stopping inside the flipped
+    cells' own spread.
     Returns ``(cutoff, precision at the cut-off)``; ``-inf`` when no level is precise enough.
     """
     f = np.sort(np.asarray(flipped_lq, dtype=np.float64))
     u = np.sort(np.asarray(unflipped_lq, dtype=np.float64))
+    n_f = np.searchsorted(f, f, side="right")
+    n_u = np.searchsorted(u, f, side="right") * float(unflipped_weight)
+    precision = n_f / np.maximum(n_f + n_u, 1e-300)
     cap = float(np.percentile(f, percentile))
-    levels = f[f <= cap]  # candidate cut-offs: the flipped cells' own values
-    n_f = np.arange(1, levels.size + 1)
-    n_u = np.searchsorted(u, levels, side="right") * float(unflipped_weight)
-    precision = n_f / (n_f + n_u)
-    ok = np.flatnonzero(precision >= min_precision)
+    ok = np.flatnonzero((f <= cap) & (precision >= min_precision))
     if ok.size == 0:
-        return float("-inf"), float(precision.max()) if precision.size else float("nan")
+        return float("-inf"), float(precision[f <= cap].max()) if f.size else float("nan")
     k = ok[-1]
-    return float(levels[k]), float(precision[k])
+    # the band (f[k], f[j]] for every higher level j: is it mostly deliberately flipped cells?
+    added_f, added_u = n_f - n_f[k], n_u - n_u[k]
+    band = np.flatnonzero((np.arange(f.size) > k) & (added_f > 0)
+                          & (added_f >= band_precision * np.maximum(added_f + added_u, 1e-300)))
+    if band.size:
+        k = band[-1]
+    return float(f[k]), float(precision[k])
 
 
 def calibrate_thresholds(
@@ -244,9 +287,12 @@ def calibrate_thresholds(
 
     With the cross-fitted out-of-sample probabilities (``out_of_sample``) the same run also
     calibrates the label-quality cut-off of ``rule="calibrated"``: each flipped cell's label
-    quality is ``label_quality(AUM, p)``, with its AUM in this run and ``p`` the probability
-    a cross-fitted network that never saw the cell gives its flipped label; the cut-off is the
-    ``quality_percentile`` of those (``ERRONEOUS_PERCENTILE``, 90, by default).
+    quality is ``label_quality(c, p)``, with ``c`` its in-sample confidence in this run and ``p``
+    the probability a cross-fitted network that never saw the cell gives its flipped label, both
+    ranked among the scored cells' own values (``obs['annot_confidence']`` and
+    ``obs['annot_oos_confidence']``); the cut-off is the ``quality_percentile`` of those
+    (``ERRONEOUS_PERCENTILE``, 75, by default), lowered where it is not precise enough
+    (:func:`erroneous_cutoff`).
 
     Parameters
     ----------

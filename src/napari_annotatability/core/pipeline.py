@@ -50,7 +50,7 @@ class ScoreResult:
         """Store every result under the contract keys (replacing those of an earlier run)."""
         quality = None  # non-finite scores raise here, before anything is written
         if self.out_of_sample is not None:
-            quality = label_quality(self.dynamics.aum, self.out_of_sample.confidence)
+            quality = label_quality(self.dynamics.confidence, self.out_of_sample.confidence)
             require_finite(quality, "label quality")
         self.dynamics.check_finite()
         self.dynamics.write(adata)
@@ -158,7 +158,7 @@ def iter_score(
         result.thresholds = yield from _staged(
             iter_calibrate_thresholds(adata, label_key, noise=noise, percentile=percentile,
                                       out_of_sample=result.out_of_sample, quality_percentile=quality_percentile,
-                                      should_stop=should_stop, **recipe),
+                                      confidence=conf, should_stop=should_stop, **recipe),
             "calibrating",
         )
     if correct and result.out_of_sample is not None and correction != "retrain":
@@ -169,7 +169,7 @@ def iter_score(
         signals = {"confidence": conf, "variability": var}
         if rule == "calibrated":
             oos = result.out_of_sample
-            signals.update(quality=label_quality(dyn.aum, oos.confidence), probabilities=oos.probabilities)
+            signals.update(quality=label_quality(conf, oos.confidence), probabilities=oos.probabilities)
         result.categories, result.thresholds = apply_rule(
             rule, result.thresholds, ambiguous_second=ambiguous_second, ambiguous_variability=ambiguous_variability,
             **signals,

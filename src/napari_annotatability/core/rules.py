@@ -4,7 +4,8 @@ Two rules, both calibrated from the same noise-injection run (:mod:`.categories`
 
 * ``"calibrated"`` (default, :func:`categories_from_signals`): *erroneous* when the label quality
   (``obs['annot_label_quality']``, see :mod:`.quality`) is at most the cut-off at or below which
-  ``ERRONEOUS_PERCENTILE`` % of deliberately flipped labels fall; *ambiguous* when not erroneous
+  ``ERRONEOUS_PERCENTILE`` % of deliberately flipped labels fall (lowered where it is not precise,
+  raised into a gap above them: :func:`~.categories.erroneous_cutoff`); *ambiguous* when not erroneous
   but the network cannot settle the cell -- the cross-fitted networks give its second most
   likely class at least ``AMBIGUOUS_SECOND``, or its in-sample trajectory varies by at least
   ``AMBIGUOUS_VARIABILITY``; *correct* otherwise.
@@ -23,7 +24,7 @@ from . import keys
 from .errors import AnnotatabilityInputError
 
 __all__ = [
-    "RULES", "ERRONEOUS_PERCENTILE", "ERRONEOUS_PRECISION", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "PAPER_CORRECT_CONFIDENCE",
+    "RULES", "ERRONEOUS_PERCENTILE", "ERRONEOUS_PRECISION", "ERRONEOUS_BAND_PRECISION", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "PAPER_CORRECT_CONFIDENCE",
     "PAPER_CORRECT_VARIABILITY", "categories_from_scores", "categories_from_signals", "second_probability", "ambiguous_cutoff",
     "check_rule", "apply_rule", "describe_categories",
 ]
@@ -40,6 +41,10 @@ ERRONEOUS_PERCENTILE = 75.0
 #: 4 % planted errors and flipped labels perfectly separated, reaches 0.71-0.74; pbmc68k_reduced
 #: with 10 % flips 0.495)
 ERRONEOUS_PRECISION = 0.25
+#: ... then raised while the cells it adds, in that run, are the deliberately flipped ones at least
+#: this share of the time: more likely flipped than not, so a cut-off moves into a gap between
+#: flipped and correct labels but not into their overlap
+ERRONEOUS_BAND_PRECISION = 0.5
 #: rule="calibrated": ambiguous when the cross-fitted networks split the cell between two
 #: classes: its second most likely class gets at least the ``AMBIGUOUS_QUANTILE`` quantile of
 #: that probability over all cells, and at least ``AMBIGUOUS_SECOND`` (so that data whose cells
@@ -236,8 +241,8 @@ def describe_categories(thresholds: dict, counts: dict | None = None) -> dict[st
         pct = float(thresholds.get("label_quality_percentile", ERRONEOUS_PERCENTILE))
         second = float(thresholds.get("ambiguous_second_cutoff", thresholds.get("ambiguous_second", AMBIGUOUS_SECOND)))
         var = float(thresholds.get("ambiguous_variability", AMBIGUOUS_VARIABILITY))
-        where = (f" -- at most the level below which {pct:g} % of deliberately mislabelled cells fall, and low "
-                 "enough that most cells there were the deliberately mislabelled ones" if calibrated
+        where = (f" -- the level below which {pct:g} % of deliberately mislabelled cells fall, lowered where "
+                 "correct labels crowd them and raised into a clear gap above them" if calibrated
                  else " (a given cut-off)")
         text = {
             "correct": f"label quality above {q:.2f}, networks that never saw the cell do not split it between two "
@@ -249,8 +254,8 @@ def describe_categories(thresholds: dict, counts: dict | None = None) -> dict[st
                          + (f" or training kept changing its mind (variability >= {var:.2f})" if np.isfinite(var) else "")
                          + "; intermediate states, transitions, doublets, "
                          "mixed spots: look before relabelling",
-            "erroneous": f"the network, trained on the other cells, gives this label a quality of at most {q:.2f}"
-                         f"{where}; probably mislabelled",
+            "erroneous": f"label quality at most {q:.2f}: the label is among the hardest to learn and to predict "
+                         f"for networks that never saw the cell{where}; probably mislabelled",
         }
         if not np.isfinite(q):
             text["erroneous"] = ("none called: in the noise-injection run no label-quality level held mostly the "
