@@ -6,6 +6,8 @@
     python benchmarks/bench_categories.py --from-csv rows.csv --write-docs   # the same from a --csv, no training
     python benchmarks/bench_categories.py --smoke           # tiny: checks that the script runs
     python benchmarks/bench_categories.py --from-dump DIR --ambiguous-second 0.05,0.1 --ambiguous-variability 0.2,inf
+    python benchmarks/bench_categories.py --from-dump DIR --cutoff-rules   # erroneous cut-off constants, leave one out
+    python benchmarks/bench_categories.py --from-dump DIR --mixtures       # transition spots by their share of mixing
 
 ``core.score`` runs at its defaults (only ``seed`` varies) on
 
@@ -31,6 +33,7 @@ recomputes the calibrated rule's figures for every combination of the ``--ambigu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -113,6 +116,26 @@ def _late_std(traj: np.ndarray) -> np.ndarray:
     return traj[:, traj.shape[1] // 2 :].std(axis=1, dtype=np.float64).astype(np.float32)
 
 
+@contextlib.contextmanager
+def _capture_calibration():
+    """Record the arguments of the calibration's ``erroneous_cutoff`` call (benchmark-only hook)."""
+    from napari_annotatability.core import categories
+
+    seen: dict = {}
+    original = categories.erroneous_cutoff
+
+    def recording(flipped_lq, unflipped_lq, unflipped_weight, *args, **kwargs):
+        seen.update(flipped=np.asarray(flipped_lq, np.float32), unflipped=np.asarray(unflipped_lq, np.float32),
+                    weight=float(unflipped_weight))
+        return original(flipped_lq, unflipped_lq, unflipped_weight, *args, **kwargs)
+
+    categories.erroneous_cutoff = recording
+    try:
+        yield seen
+    finally:
+        categories.erroneous_cutoff = original
+
+
 def _pct(mask: np.ndarray, of: np.ndarray) -> float:
     of = np.asarray(of, dtype=bool)
     return float(100.0 * np.asarray(mask, dtype=bool)[of].mean()) if of.any() else float("nan")
@@ -138,7 +161,7 @@ def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kw
         transition = even = np.zeros(adata.n_obs, dtype=bool)
     clean = ~bad & ~transition
     t = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _capture_calibration() as calibration:
         warnings.simplefilter("ignore")
         core.score(adata, label, seed=seed, genes=False, **score_kwargs)
     seconds = time.perf_counter() - t
@@ -183,6 +206,9 @@ def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kw
             category_calibrated=cats_by_rule["calibrated"].astype("U9"),
             category_paper=cats_by_rule["paper"].astype("U9"),
             thresholds=json.dumps(th, default=float),
+            # what the erroneous cut-off was derived from (core.erroneous_cutoff's inputs), to try
+            # other cut-off rules offline: --from-dump DIR --cutoff-rules
+            **{f"calibration_{k}": np.asarray(v) for k, v in calibration.items()},
         )
     return rows
 
@@ -259,6 +285,148 @@ def tune(folder: Path, seconds: list[float], variabilities: list[float], key: st
     return "\n".join(lines)
 
 
+def _cutoff_figures(d, percentile: float, precision: float, band: float) -> dict:
+    """One dump's category figures with the erroneous cut-off re-derived by these constants."""
+    from napari_annotatability.core import erroneous_cutoff
+    from napari_annotatability.core.rules import ambiguous_cutoff
+
+    cut, _ = erroneous_cutoff(d["calibration_flipped"], d["calibration_unflipped"], float(d["calibration_weight"]),
+                              percentile, precision, band)
+    err = d["label_quality"] <= cut
+    top2 = d["oos_top2"]
+    amb = ~err & (top2 >= ambiguous_cutoff(top2))
+    clean, bad = d["clean"], d["mislabelled"]
+    return {"clean_correct": _pct(~err & ~amb, clean), "clean_erroneous": _pct(err, clean),
+            "mislabelled_erroneous": _pct(err, bad)}
+
+
+def _met(fig: dict, targets) -> int:
+    ops = {">=": np.greater_equal, "<=": np.less_equal, "<": np.less}
+    return sum(int(ops[op](fig[col], target)) for col, _label, op, target in targets if col in fig)
+
+
+def tune_cutoff(folder: Path, percentiles: list[float], precisions: list[float], bands: list[float]) -> str:
+    """Offline: the erroneous cut-off rule's constants, chosen leaving one dataset out, from ``--dump`` files.
+
+    For each held-out dataset the constants that meet the most targets on the *other* datasets'
+    runs (ties: the most total slack, capped at 10 points per target) are applied to it.
+    """
+    from itertools import product
+
+    files = sorted(f for f in folder.glob("*.npz") if "calibration_flipped" in np.load(f).files)
+    if not files:
+        raise SystemExit(f"no .npz files with calibration arrays in {folder} (re-run with --dump)")
+    runs = {f.stem: np.load(f) for f in files}
+    dataset = {stem: stem.rsplit("_seed", 1)[0] for stem in runs}
+    targets = {stem: TISSUE_TARGETS if dataset[stem] == "tissue" else REAL_TARGETS for stem in runs}
+    combos = list(product(percentiles, precisions, bands))
+    figs = {(stem, c): _cutoff_figures(runs[stem], *c) for stem in runs for c in combos}
+
+    def slack(fig, tg):
+        sign = {">=": 1, "<=": -1, "<": -1}
+        return sum(min(10.0, sign[op] * (fig[col] - t)) for col, _l, op, t in tg if col in fig)
+
+    def score(c, stems):
+        return (sum(_met(figs[(st, c)], targets[st]) for st in stems),
+                sum(slack(figs[(st, c)], targets[st]) for st in stems))
+
+    lines = ["| held out | chosen on the others (percentile, precision, band) | run | clean correct | clean erroneous "
+             "| mislabelled erroneous | targets met |", "|---|---|---|---|---|---|---|"]
+    total = [0, 0]
+    for held in sorted(set(dataset.values())):
+        others = [st for st in runs if dataset[st] != held]
+        best = max(combos, key=lambda c: score(c, others))
+        for st in sorted(st for st in runs if dataset[st] == held):
+            f = figs[(st, best)]
+            n = len([t for t in targets[st] if t[0] in f])
+            met = _met(f, targets[st])
+            total[0] += met
+            total[1] += n
+            lines.append(f"| {held} | {best} | {st} | {f['clean_correct']:.1f} | {f['clean_erroneous']:.1f} | "
+                         f"{f['mislabelled_erroneous']:.1f} | {met}/{n} |")
+    overall = max(combos, key=lambda c: score(c, list(runs)))
+    lines += ["", f"Held-out targets met: {total[0]}/{total[1]}; chosen on every dataset: {overall} "
+                  f"({score(overall, list(runs))[0]} targets met of "
+                  f"{sum(len([t for t in targets[s] if t[0] in figs[(s, overall)]]) for s in runs)})."]
+    return "\n".join(lines)
+
+
+def mixtures(folder: Path) -> str:
+    """Offline: how the held-out networks see the tissue's transition spots, by share of the other profile."""
+    from napari_annotatability.core.rules import ambiguous_cutoff
+
+    files = sorted(folder.glob("tissue_seed*.npz"))
+    if not files:
+        raise SystemExit(f"no tissue_seed*.npz in {folder} (run with --datasets tissue --dump DIR)")
+    lines = ["| run | spots | n | second-class probability: median | share at or above the ambiguous cut-off |",
+             "|---|---|---|---|---|"]
+    for f in files:
+        d = np.load(f)
+        top2, mix = d["oos_top2"], d["mix"]
+        cut = ambiguous_cutoff(top2)
+        groups = [("clean", d["clean"])] + [
+            (f"transition, {lo:.0%}–{hi:.0%} of the other profile", d["transition"] & (mix >= lo) & (mix < hi))
+            for lo, hi in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.51))]
+        for name, m in groups:
+            lines.append(f"| {f.stem} | {name} | {int(m.sum())} | {np.median(top2[m]):.3f} | {_pct(top2 >= cut, m):.1f} % |")
+    return "\n".join(lines)
+
+
+def _robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    z = np.zeros(values.shape, dtype=np.float64)
+    for g in np.unique(groups):
+        m = groups == g
+        med = np.median(values[m])
+        z[m] = (values[m] - med) / max(1.4826 * np.median(np.abs(values[m] - med)), 1e-12)
+    return z
+
+
+def betweenness(names: list[str], z_cut: float = -2.0) -> str:
+    """No training: how a detector of *position between two classes* would fare, as the ambiguous rule.
+
+    Each cell is projected on the line from its label's mean to every other label's mean in PCA
+    space (20 components of what the competitors of bench_label_quality see); its largest
+    fraction of the way, as a robust z-score within its label (median, MAD), low = pulled toward
+    another class.  Reported: the share of the tissue's transition spots, and of the real sets'
+    unflipped cells (10 % uniform flips, as in the main table), with z below ``z_cut``.
+    """
+    import scanpy as sc
+    from bench_label_quality import competitor_view
+
+    from napari_annotatability import core
+
+    todo, _ = datasets()
+    lines = [f"| dataset | cells | share with z < {z_cut:g} |", "|---|---|---|"]
+    for name in names:
+        title, make, kind = todo[name]
+        adata = make()
+        if kind == "tissue":
+            y = adata.obs["label"].cat.codes.to_numpy()
+            groups = {"clean": ~adata.obs["mislabelled"].to_numpy(bool) & ~adata.obs["transition"].to_numpy(bool),
+                      "transition": adata.obs["transition"].to_numpy(bool)}
+        else:
+            codes = adata.obs["label"].cat.codes.to_numpy().astype(np.int64)
+            y, flipped = core.flip_labels(codes, int(codes.max()) + 1, FLIP_RATE, FLIP_SEED_OFFSET)
+            groups = {"unflipped": ~flipped}
+        view = competitor_view(adata)
+        X = np.asarray(view.X.toarray() if hasattr(view.X, "toarray") else view.X, dtype=np.float64)
+        X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+        pcs = sc.pp.pca(X, n_comps=min(20, X.shape[1] - 1), random_state=0)
+        k = int(y.max()) + 1
+        means = np.stack([pcs[y == c].mean(0) if (y == c).any() else np.full(pcs.shape[1], np.nan) for c in range(k)])
+        frac = np.full((y.size, k), -np.inf)
+        for c in range(k):
+            d = means[c] - means[y]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frac[:, c] = ((pcs - means[y]) * d).sum(1) / (d * d).sum(1)
+        frac[np.arange(y.size), y] = -np.inf
+        frac[~np.isfinite(frac)] = -np.inf
+        z = -_robust_z(frac.max(1), y)
+        for label, m in groups.items():
+            lines.append(f"| {title} | {label} ({int(m.sum())}) | {_pct(z < z_cut, m):.1f} % |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a small section and a small stand-in, few epochs, one seed")
@@ -274,9 +442,32 @@ def main(argv=None) -> int:
                          "below (comma-separated lists: every combination)")
     ap.add_argument("--ambiguous-second", default="0.05,0.1,0.25", help="(--from-dump) values to try")
     ap.add_argument("--ambiguous-variability", default="0.15,0.2,0.25,inf", help="(--from-dump) values to try")
+    ap.add_argument("--betweenness", action="store_true",
+                    help="no training: how a detector of position between two class means (PCA) would call the "
+                         "tissue's transition spots and the real sets' unflipped cells (--datasets)")
+    ap.add_argument("--mixtures", action="store_true",
+                    help="(--from-dump) the tissue's transition spots by share of the other profile: how split the "
+                         "held-out networks see them")
+    ap.add_argument("--cutoff-rules", action="store_true",
+                    help="(--from-dump) choose the erroneous cut-off's constants leaving one dataset out, over "
+                         "--percentiles x --precisions x --bands")
+    ap.add_argument("--percentiles", default="65,70,75,80", help="(--cutoff-rules) values to try")
+    ap.add_argument("--precisions", default="0.25,0.3,0.35,0.4", help="(--cutoff-rules) values to try")
+    ap.add_argument("--bands", default="0.5,1.01", help="(--cutoff-rules) values to try (> 1: never raised)")
     ap.add_argument("--late", action="store_true",
                     help="(--from-dump) test the variability bound on the trajectory's last half (variability_late)")
     args = ap.parse_args(argv)
+    if args.betweenness:
+        names = [n for n in (args.datasets or "tissue,pbmc,scfates,flowsom,wu2020,dlpfc_151675").split(",") if n]
+        print(betweenness(names))
+        return 0
+    if args.from_dump is not None and args.mixtures:
+        print(mixtures(args.from_dump))
+        return 0
+    if args.from_dump is not None and args.cutoff_rules:
+        grid = [[float(v) for v in text.split(",") if v] for text in (args.percentiles, args.precisions, args.bands)]
+        print(tune_cutoff(args.from_dump, *grid))
+        return 0
     if args.from_dump is not None:
         floats = [[float(v) for v in text.split(",") if v] for text in (args.ambiguous_second, args.ambiguous_variability)]
         print(tune(args.from_dump, *floats, key="variability_late" if args.late else "variability"))

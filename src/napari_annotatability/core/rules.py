@@ -36,11 +36,13 @@ RULES = ("calibrated", "paper")
 #: cells' label quality in the noise-injection run
 ERRONEOUS_PERCENTILE = 75.0
 #: ... lowered until at least this share of the cells at or below it, in that run, are the
-#: deliberately flipped ones: 2.5x their share overall (10 %).  Not 0.5: the data's own
-#: mislabels sit low among the unflipped cells and dilute the share (the synthetic tissue, with
-#: 4 % planted errors and flipped labels perfectly separated, reaches 0.71-0.74; pbmc68k_reduced
-#: with 10 % flips 0.495)
-ERRONEOUS_PRECISION = 0.25
+#: deliberately flipped ones: 3.5x their share overall (10 %).  Not 0.5: the data's own
+#: mislabels sit low among the unflipped cells and dilute the share (on data that already had
+#: 10 % of labels flipped, the flipped cells of the run are at most about half of the low ones).
+#: Chosen leaving one dataset out among 0.25-0.4 with the percentile (65-80) and the band below:
+#: 36 of the 39 category targets of benchmarks/bench_categories.py met, against 33 at 0.25
+#: (``--from-dump DIR --cutoff-rules``)
+ERRONEOUS_PRECISION = 0.35
 #: ... then raised while the cells it adds, in that run, are the deliberately flipped ones at least
 #: this share of the time: more likely flipped than not, so a cut-off moves into a gap between
 #: flipped and correct labels but not into their overlap
