@@ -256,8 +256,8 @@ def describe_categories(thresholds: dict, counts: dict | None = None) -> dict[st
                          + (f" or training kept changing its mind (variability >= {var:.2f})" if np.isfinite(var) else "")
                          + "; intermediate states, transitions, doublets, "
                          "mixed spots: look before relabelling",
-            "erroneous": f"label quality at most {q:.2f}: the label is among the hardest to learn and to predict "
-                         f"for networks that never saw the cell{where}; probably mislabelled",
+            "erroneous": f"label quality at most {q:.2f}: the label is among the hardest to learn, and networks "
+                         f"that never saw the cell rarely predict it{where}; probably mislabelled",
         }
         if not np.isfinite(q):
             text["erroneous"] = ("none called: in the noise-injection run no label-quality level held mostly the "
