@@ -30,8 +30,8 @@ three settings from the data, because one fixed recipe fails on data of other sh
   cytometry, 20 % nearest-class flips: AUROC 0.95 against 0.99 at half balance) and oversamples
   small cortical layers until the in-sample confidence says little (DLPFC Visium); no balance
   loses the small classes of pbmc68k_reduced.  Chosen leaving one dataset out with the label
-  quality's rank combination (``benchmarks/bench_label_quality.py``, candidate
-  ``sqrt-balanced``); ``balanced=True`` gives the published sampler.
+  quality's rank combination (``benchmarks/bench_label_quality.py``: candidate ``default``
+  against ``full-balance`` and ``unbalanced``); ``balanced=True`` gives the published sampler.
 
 Values given explicitly always win over derived ones; what was used is stored in
 ``uns['annotatability']['params']`` (``recipe``, ``epochs``, ``lr``, ``min_hidden``) with the
