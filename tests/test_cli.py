@@ -51,7 +51,7 @@ def test_score_prints_a_summary(infile, tmp_path, capsys):
                    "--rule", "paper"])
     assert rc == 0
     text = " ".join(capsys.readouterr().out.split())  # the summary wraps its lines
-    assert "categories" in text and "erroneous" in text and "least confident" in text
+    assert "categories" in text and "erroneous" in text and "cells with the lowest label quality" in text
     assert "given" in text and "rule 'paper'" in text and "confidence at most 0.30" in text
     scored = ad.read_h5ad(tmp_path / "o.h5ad")
     assert scored.uns[keys.UNS]["thresholds"]["rule"] == "paper"

@@ -293,6 +293,7 @@ def summary(adata, n: int = 10) -> str:
             lines.append(textwrap.fill(cal, width=100, subsequent_indent="    "))
     if keys.CONFIDENCE in adata.obs:
         df = suspicious_cells(adata, n)
-        lines.append(f"the {len(df)} least confident cells:")
+        lines.append(f"the {len(df)} cells with the lowest label quality:" if keys.LABEL_QUALITY in adata.obs
+                     else f"the {len(df)} least confident cells:")  # the order of suspicious_cells
         lines.append(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return "\n".join(lines)
