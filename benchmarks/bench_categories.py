@@ -437,6 +437,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds of core.score (default 0,1)")
     ap.add_argument("--datasets", default=None, help="comma-separated names (default: all; 'tissue' is the synthetic one)")
     ap.add_argument("--dump", type=Path, default=None, help="also save every run's per-cell signals here (.npz)")
+    ap.add_argument("--noise", type=float, default=None,
+                    help="the calibration's injected noise (core.score noise=; default: score's, 0.1)")
     ap.add_argument("--out", default=None, help="also write the markdown report to this file")
     ap.add_argument("--csv", default=None, help="also write every row here")
     ap.add_argument("--from-csv", default=None, help="no training: the report (and --write-docs) from a --csv file")
@@ -485,11 +487,11 @@ def main(argv=None) -> int:
             print(f"rewrote the table in {DOCS}")
         return 0
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    extra: dict = {}
+    extra: dict = {} if args.noise is None else {"noise": args.noise}
     if args.smoke:
         todo = {"tissue": ("synthetic tissue (~600 spots, smoke)", _tissue(n_spots=600), "tissue"),
                 "panel": ("synthetic 9-marker panel (800 cells, smoke)", _panel(800), "real")}
-        note, seeds, extra = "smoke sizes: not figures to quote", seeds[:1], {"epochs": 30}
+        note, seeds, extra = "smoke sizes: not figures to quote", seeds[:1], {**extra, "epochs": 30}
     else:
         todo, note = datasets()
         if args.datasets:
@@ -512,7 +514,8 @@ def main(argv=None) -> int:
                 + (f", transition ambiguous {r['transition_ambiguous']:.1f} %" if kind == "tissue" else "")
                 for r in last), flush=True)
     command = "python benchmarks/bench_categories.py" + (" --smoke" if args.smoke else "") + (
-        f" --datasets {args.datasets}" if args.datasets else "") + (f" --seeds {args.seeds}" if args.seeds != "0,1" else "")
+        f" --datasets {args.datasets}" if args.datasets else "") + (f" --seeds {args.seeds}" if args.seeds != "0,1" else "") + (
+        f" --noise {args.noise:g}" if args.noise is not None else "")
     df = pd.DataFrame(rows).assign(note=note, command=command)
     text = report(df, note, command)
     print()
