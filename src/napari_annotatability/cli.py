@@ -59,8 +59,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-hidden", type=int, default=None, help="floor on hidden widths (default: from the recipe)")
     g.add_argument("--balance", type=float, default=None, metavar="P",
                    help="draw cells in proportion to count(class)^-P: 1 = every class equally often (the published "
-                        "sampler), 0 = a shuffle (default: the recipe's)")
-    g.add_argument("--unbalanced", action="store_true", help="shuffle instead of class-balanced sampling (--balance 0)")
+                        "sampler), 0 = a shuffle (default: the recipe's, 0.5 for adaptive, 1 for published)")
+    g.add_argument("--unbalanced", action="store_true", help="shuffle instead of drawing by class (--balance 0)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--n-seeds", type=int, default=1,
                    help="train a seed ensemble of N networks and average their scores (default 1; costs N trainings)")
