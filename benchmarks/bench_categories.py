@@ -214,11 +214,14 @@ def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kw
 
 
 # ---------------------------------------------------------------------------------------------
+def _meets(value: float, op: str, target: float) -> bool:
+    return {">=": value >= target, "<": value < target, "<=": value <= target}[op]
+
+
 def _cell(value: float, op: str, target: float) -> str:
     if value != value:
         return "–"
-    ok = {">=": value >= target, "<": value < target, "<=": value <= target}[op]
-    return f"{value:.1f}{' ✓' if ok else ''}"
+    return f"{value:.1f}{' ✓' if _meets(value, op, target) else ''}"
 
 
 def _table(df: pd.DataFrame, targets, first: str) -> list[str]:
@@ -301,8 +304,7 @@ def _cutoff_figures(d, percentile: float, precision: float, band: float) -> dict
 
 
 def _met(fig: dict, targets) -> int:
-    ops = {">=": np.greater_equal, "<=": np.less_equal, "<": np.less}
-    return sum(int(ops[op](fig[col], target)) for col, _label, op, target in targets if col in fig)
+    return sum(int(_meets(fig[col], op, target)) for col, _label, op, target in targets if col in fig)
 
 
 def tune_cutoff(folder: Path, percentiles: list[float], precisions: list[float], bands: list[float]) -> str:
@@ -313,10 +315,9 @@ def tune_cutoff(folder: Path, percentiles: list[float], precisions: list[float],
     """
     from itertools import product
 
-    files = sorted(f for f in folder.glob("*.npz") if "calibration_flipped" in np.load(f).files)
-    if not files:
+    runs = {f.stem: d for f in sorted(folder.glob("*.npz")) if "calibration_flipped" in (d := np.load(f)).files}
+    if not runs:
         raise SystemExit(f"no .npz files with calibration arrays in {folder} (re-run with --dump)")
-    runs = {f.stem: np.load(f) for f in files}
     dataset = {stem: stem.rsplit("_seed", 1)[0] for stem in runs}
     targets = {stem: TISSUE_TARGETS if dataset[stem] == "tissue" else REAL_TARGETS for stem in runs}
     combos = list(product(percentiles, precisions, bands))
