@@ -227,6 +227,13 @@ def test_recalibrating_reads_the_cross_fitted_probabilities(scored):
     assert "label_quality" not in core.calibrate_thresholds(a, out_of_sample=None)
     with pytest.raises(core.AnnotatabilityInputError, match="n_obs x classes"):
         core.calibrate_thresholds(a, out_of_sample=np.ones((3, 5)))
+    # label quality ranks among the scored cells' in-sample confidence: without it, a clear error
+    probs = np.asarray(a.obsm[keys.OOS_PROBABILITIES])
+    del a.obs[keys.CONFIDENCE]
+    thresholds = dict(a.uns[keys.UNS]["thresholds"])
+    with pytest.raises(core.AnnotatabilityInputError, match="annot_confidence"):
+        core.calibrate_thresholds(a, out_of_sample=probs)
+    assert a.uns[keys.UNS]["thresholds"] == thresholds  # nothing written
 
 
 def test_categories_and_cutoffs_survive_an_h5ad_round_trip(scored, tmp_path):
