@@ -24,7 +24,7 @@
 Each run's scores are categorised by both rules -- ``calibrated`` (ours, the default) and
 ``paper`` -- with ``core.categorize``, so the two columns of a row come from the same training.
 ``--dump DIR`` writes one ``.npz`` per run with every per-cell signal the rules read (label
-quality, out-of-sample p(label) and top-2 probabilities, in-sample confidence, variability and
+quality, the out-of-sample probabilities (all, p(label) and the top two), in-sample confidence, variability and
 AUM, and the variability of the trajectory's last half), the calibration's cut-offs and the truth
 flags, so that the rule's constants can be tuned offline without retraining: ``--from-dump DIR``
 recomputes the calibrated rule's figures for every combination of the ``--ambiguous-*`` values.
@@ -194,6 +194,7 @@ def run_one(adata, kind: str, seed: int, dump: Path | None, tag: str, **score_kw
             label_quality=obs[keys.LABEL_QUALITY].to_numpy(np.float32),
             oos_p_label=probs[np.arange(adata.n_obs), y],
             oos_top1=top[:, 0], oos_top2=top[:, 1], oos_top1_class=order[:, 0].astype(np.int16),
+            oos_probabilities=probs,
             oos_confidence=obs[keys.OOS_CONFIDENCE].to_numpy(np.float32),
             confidence=obs[keys.CONFIDENCE].to_numpy(np.float32),
             variability=obs[keys.VARIABILITY].to_numpy(np.float32),
@@ -357,23 +358,39 @@ def tune_cutoff(folder: Path, percentiles: list[float], precisions: list[float],
 
 
 def mixtures(folder: Path) -> str:
-    """Offline: how the held-out networks see the tissue's transition spots, by share of the other profile."""
+    """Offline: how the held-out networks see the tissue's transition spots, by share of the other profile.
+
+    Beside the second most likely class (what the ambiguous rule reads), the held-out log-odds of the
+    spot's label against the *other region of the pair* (cortex against medulla and back): the most
+    direct sign of a mixture the networks' output could give, compared with the clean spots of the
+    same two regions.
+    """
     from napari_annotatability.core.rules import ambiguous_cutoff
 
     files = sorted(folder.glob("tissue_seed*.npz"))
     if not files:
         raise SystemExit(f"no tissue_seed*.npz in {folder} (run with --datasets tissue --dump DIR)")
-    lines = ["| run | spots | n | second-class probability: median | share at or above the ambiguous cut-off |",
-             "|---|---|---|---|---|"]
+    lines = ["| run | spots | n | second-class probability: median | share at or above the ambiguous cut-off "
+             "| log-odds of the label against the other region: median | share below the clean spots' 5th "
+             "percentile |", "|---|---|---|---|---|---|---|"]
     for f in files:
         d = np.load(f)
-        top2, mix = d["oos_top2"], d["mix"]
+        top2, mix, y = d["oos_top2"], d["mix"], d["label"].astype(np.int64)
         cut = ambiguous_cutoff(top2)
-        groups = [("clean", d["clean"])] + [
+        pair = np.isin(y, (0, 1))  # cortex and medulla, the regions of the transition zone
+        if "oos_probabilities" in d.files:
+            logp = np.log(np.clip(d["oos_probabilities"].astype(np.float64), 1e-12, 1.0))
+            rows = np.arange(y.size)
+            odds = np.where(pair, logp[rows, y] - logp[rows, np.where(y == 0, 1, 0)], np.nan)
+            low = np.percentile(odds[d["clean"] & pair], 5)
+        else:  # dumps from before the probabilities were saved
+            odds, low = np.full(y.size, np.nan), np.nan
+        groups = [("clean, cortex and medulla", d["clean"] & pair)] + [
             (f"transition, {lo:.0%}–{hi:.0%} of the other profile", d["transition"] & (mix >= lo) & (mix < hi))
             for lo, hi in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.51))]
         for name, m in groups:
-            lines.append(f"| {f.stem} | {name} | {int(m.sum())} | {np.median(top2[m]):.3f} | {_pct(top2 >= cut, m):.1f} % |")
+            lines.append(f"| {f.stem} | {name} | {int(m.sum())} | {np.median(top2[m]):.3f} | "
+                         f"{_pct(top2 >= cut, m):.1f} % | {np.median(odds[m]):.2f} | {_pct(odds < low, m):.1f} % |")
     return "\n".join(lines)
 
 
