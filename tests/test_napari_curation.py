@@ -131,6 +131,8 @@ def test_navigation_centres_the_view_and_updates_the_inspector(curating):
         (line,) = insp.ax.get_lines()
         np.testing.assert_allclose(line.get_ydata(), adata.obsm[keys.TRAJECTORY][cell])
         assert adata.obs_names[cell] in dock.info.text() and "neighbours:" in dock.info.text()
+        assert f"rank {int((adata.obs[keys.LABEL_QUALITY] < adata.obs[keys.LABEL_QUALITY].iloc[cell]).sum()) + 1:,}".replace(
+            ",", " ") in dock.info.text()
     assert max(times) < 1.0  # the benchmark measures it at 10^5 spots
     zoom = view_camera(viewer).zoom
     assert dock.previous_cell() == queue.cells[3] and view_camera(viewer).zoom == pytest.approx(zoom)

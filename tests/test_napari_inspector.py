@@ -46,3 +46,17 @@ def test_new_results_refresh_the_cell_on_show(make_napari_viewer):
     cell_model(viewer).notify_results(adata)
     assert "cell7" in inspector.title.text()
     assert inspector.values["category"].text() == "correct" and inspector.values["confidence"].text() == "0.987"
+    assert inspector.values["label quality"].text() == "—"  # trained without the label quality
+
+
+def test_the_label_quality_shows_its_rank_and_the_cut_off(make_napari_viewer):
+    """Label quality is relative: the inspector says where the cell ranks and where erroneous starts."""
+    from napari_annotatability._napari._inspector import InspectorWidget
+
+    viewer = make_napari_viewer()
+    layer, adata = _scored_spots(viewer)
+    adata.obs[keys.LABEL_QUALITY] = np.linspace(0, 1, adata.n_obs, dtype=np.float32)
+    adata.uns[keys.UNS]["thresholds"] = {"rule": "calibrated", "label_quality": 0.1}
+    inspector = InspectorWidget(viewer)
+    layer.selected_data = {0}
+    assert inspector.values["label quality"].text() == "0.00, rank 1 of 50 (lowest first); erroneous at or below 0.10"

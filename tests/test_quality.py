@@ -191,3 +191,28 @@ def test_out_of_sample_probabilities_match_the_confidence(synthetic):
     y = synthetic.obs["label"].cat.codes.to_numpy()
     np.testing.assert_allclose(oos.confidence, p[np.arange(synthetic.n_obs), y], rtol=1e-5, atol=1e-7)
     assert oos.classes == list(synthetic.obs["label"].cat.categories)
+
+
+def test_the_label_quality_a_reader_sees_says_its_rank_and_the_erroneous_cut_off():
+    """Label quality is relative: the lowest cell of clean data shows ~0.00, so the panels add its rank."""
+    import anndata as ad
+    import pandas as pd
+
+    from napari_annotatability.core import keys
+    from napari_annotatability.core.errors import AnnotatabilityInputError
+    from napari_annotatability.core.quality import describe_quality
+
+    lq = np.array([0.5, 0.0, 0.9, np.nan, 0.5], dtype=np.float32)
+    adata = ad.AnnData(obs=pd.DataFrame({keys.LABEL_QUALITY: lq}, index=[f"c{i}" for i in range(5)]))
+    assert describe_quality(adata, 1) == "0.00, rank 1 of 4 (lowest first)"
+    assert describe_quality(adata, 4) == "0.50, rank 2 of 4 (lowest first)"  # ties share the lower rank
+    assert describe_quality(adata, 3) == "—"  # not scored
+    adata.uns[keys.UNS] = {"thresholds": {"rule": "calibrated", "label_quality": 0.12}}
+    assert describe_quality(adata, 1).endswith("; erroneous at or below 0.12")
+    adata.uns[keys.UNS]["thresholds"]["label_quality"] = float("-inf")
+    assert describe_quality(adata, 1).endswith("; no cut-off: none called erroneous")
+    adata.uns[keys.UNS]["thresholds"] = {"rule": "paper", "label_quality": 0.12}  # the paper's rule ignores it
+    assert describe_quality(adata, 2) == "0.90, rank 4 of 4 (lowest first)"
+    with pytest.raises(AnnotatabilityInputError, match="out of range"):
+        describe_quality(adata, 5)
+    assert describe_quality(ad.AnnData(obs=pd.DataFrame(index=["a"])), 0) == "—"

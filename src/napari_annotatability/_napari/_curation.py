@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 from ..core import keys
 from ..core.curation import Curation, ReviewQueue
 from ..core.errors import AnnotatabilityError
+from ..core.quality import describe_quality
 from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer
 from ._colors import is_categorical
 from ._dock import DockLink, LayerPicker
@@ -210,8 +211,8 @@ class CurationWidget(QWidget):
             return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
 
         now = value(cur.curated_key) if cur is not None and cur.curated_key in obs else value(key)
-        lines = [f"<b>{adata.obs_names[cell]}</b> &nbsp; {value(keys.CATEGORY)}, label quality "
-                 f"{value(keys.LABEL_QUALITY, '{:.2f}')}",
+        lines = [f"<b>{adata.obs_names[cell]}</b> &nbsp; {value(keys.CATEGORY)}",
+                 f"label quality {describe_quality(adata, cell)}",
                  f"label: <b>{now}</b>" + (f" (originally {value(key)})" if now != value(key) else ""),
                  f"suggested: <b>{value(keys.SUGGESTED_LABEL)}</b> (p {value(keys.SUGGESTED_PROB, '{:.2f}')})"]
         col = cur.curated_key if cur is not None and cur.curated_key in obs else key

@@ -8,6 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core import keys
+from ..core.quality import describe_quality
 from ._dock import DockLink
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ FIELDS = (
     ("annotated label", None),
     ("suggested label", keys.SUGGESTED_LABEL),
     ("p(suggested)", keys.SUGGESTED_PROB),
+    # relative (a mean of percentile ranks): shown with its rank and the erroneous cut-off
+    ("label quality", keys.LABEL_QUALITY),
     ("confidence", keys.CONFIDENCE),
     ("variability", keys.VARIABILITY),
     ("category", keys.CATEGORY),
@@ -99,6 +102,8 @@ class InspectorWidget(QWidget):
             key = key or label_key
             if key is None or key not in obs:
                 text = "—"
+            elif key == keys.LABEL_QUALITY:
+                text = describe_quality(adata, index)
             else:
                 value = obs[key].iloc[index]
                 text = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)

@@ -54,7 +54,7 @@ from .errors import AnnotatabilityInputError
 from .inputs import make_source
 
 __all__ = ["QUALITY_RECIPE", "OOS_EPOCHS", "OutOfSample", "stratified_folds", "iter_out_of_sample",
-           "out_of_sample_confidence", "label_quality", "percentile_rank"]
+           "out_of_sample_confidence", "label_quality", "percentile_rank", "describe_quality"]
 
 #: how the in-sample and out-of-sample signals combine into ``annot_label_quality`` (recorded in
 #: ``uns['annotatability']['label_quality']['recipe']``)
@@ -191,3 +191,38 @@ def label_quality(confidence: np.ndarray, out_of_sample: np.ndarray,
         )
     ref_conf, ref_oos = (conf, oos) if reference is None else reference
     return (0.5 * (percentile_rank(conf, ref_conf) + percentile_rank(oos, ref_oos))).astype(np.float32)
+
+
+def describe_quality(adata, index: int) -> str:
+    """Cell ``index``'s label quality in words a reader can weigh, for the viewer's panels.
+
+    Label quality is relative (a mean of percentile ranks among the scored cells), so the value
+    alone misleads: the lowest cell of a clean dataset shows about 0.00.  Beside the value this
+    says the cell's rank, lowest first, and the cut-off at or below which the calibrated rule
+    calls a cell erroneous, e.g. ``"0.04, rank 112 of 3 005 (lowest first); erroneous at or below
+    0.14"``.  ``"—"`` when the cells were not scored (or this one has no finite value).
+    """
+    from . import keys
+
+    if keys.LABEL_QUALITY not in adata.obs:
+        return "—"
+    values = adata.obs[keys.LABEL_QUALITY].to_numpy(dtype=np.float64)
+    if not 0 <= index < values.size:
+        raise AnnotatabilityInputError(f"cell index {index} is out of range for {values.size} cells")
+    v = values[index]
+    if not np.isfinite(v):
+        return "—"
+    finite = values[np.isfinite(values)]
+    rank = int(np.count_nonzero(finite < v)) + 1  # ties share the best (lowest) rank
+    def spaced(k: int) -> str:  # 3 005: the thin grouping the docs use
+        return f"{k:,}".replace(",", " ")
+
+    text = f"{v:.2f}, rank {spaced(rank)} of {spaced(finite.size)} (lowest first)"
+    info = adata.uns.get(keys.UNS, {})
+    th = info.get("thresholds", {}) if isinstance(info, dict) else {}
+    cut = th.get("label_quality") if isinstance(th, dict) and th.get("rule") == "calibrated" else None
+    if cut is not None and np.isfinite(float(cut)):
+        text += f"; erroneous at or below {float(cut):.2f}"
+    elif cut is not None:
+        text += "; no cut-off: none called erroneous"
+    return text
