@@ -578,8 +578,6 @@ def operating_point(cache: Cache, names: list[str], seeds: list[int], titles: di
     flipped ones it finds calling at most 8 % of the others.  Where no detector reaches the pair, no
     calibration of a cut-off can: the data's mislabels are not separable enough.
     """
-    from napari_annotatability.core import recipes as _r  # noqa: F401  (recipe_tag resolves the defaults)
-
     lines = [f"Each cell: *unflipped cells called erroneous to find {100 * TARGET_FOUND:.0f} % of the flipped ones* / "
              f"*flipped ones found calling at most {100 * TARGET_OTHERS:.0f} % of the unflipped*, with the best "
              "cut-off for that run (chosen knowing the truth). *reachable*: some detector meets both targets.", "",
