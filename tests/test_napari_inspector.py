@@ -47,6 +47,7 @@ def test_new_results_refresh_the_cell_on_show(make_napari_viewer):
     assert "cell7" in inspector.title.text()
     assert inspector.values["category"].text() == "correct" and inspector.values["confidence"].text() == "0.987"
     assert inspector.values["label quality"].text() == "—"  # trained without the label quality
+    assert inspector.values["erroneous at or below"].text() == "—"
 
 
 def test_the_label_quality_shows_its_rank_and_the_cut_off(make_napari_viewer):
@@ -59,4 +60,5 @@ def test_the_label_quality_shows_its_rank_and_the_cut_off(make_napari_viewer):
     adata.uns[keys.UNS]["thresholds"] = {"rule": "calibrated", "label_quality": 0.1}
     inspector = InspectorWidget(viewer)
     layer.selected_data = {0}
-    assert inspector.values["label quality"].text() == "0.00, rank 1 of 50 (lowest first); erroneous at or below 0.10"
+    assert inspector.values["label quality"].text() == "0.000, rank 1 of 50 (lowest first)"
+    assert inspector.values["erroneous at or below"].text() == "0.100"

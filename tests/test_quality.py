@@ -200,19 +200,22 @@ def test_the_label_quality_a_reader_sees_says_its_rank_and_the_erroneous_cut_off
 
     from napari_annotatability.core import keys
     from napari_annotatability.core.errors import AnnotatabilityInputError
-    from napari_annotatability.core.quality import describe_quality
+    from napari_annotatability.core.quality import describe_quality, quality_cutoff_text
 
     lq = np.array([0.5, 0.0, 0.9, np.nan, 0.5], dtype=np.float32)
     adata = ad.AnnData(obs=pd.DataFrame({keys.LABEL_QUALITY: lq}, index=[f"c{i}" for i in range(5)]))
-    assert describe_quality(adata, 1) == "0.00, rank 1 of 4 (lowest first)"
-    assert describe_quality(adata, 4) == "0.50, rank 2 of 4 (lowest first)"  # ties share the lower rank
+    assert describe_quality(adata, 1) == "0.000, rank 1 of 4 (lowest first)"
+    assert describe_quality(adata, 4) == "0.500, rank 2 of 4 (lowest first)"  # ties share the lower rank
     assert describe_quality(adata, 3) == "—"  # not scored
     adata.uns[keys.UNS] = {"thresholds": {"rule": "calibrated", "label_quality": 0.12}}
-    assert describe_quality(adata, 1).endswith("; erroneous at or below 0.12")
+    assert describe_quality(adata, 1).endswith("; erroneous at or below 0.120")
+    assert describe_quality(adata, 1, cutoff=False) == "0.000, rank 1 of 4 (lowest first)"
+    assert quality_cutoff_text(adata) == "0.120"
     adata.uns[keys.UNS]["thresholds"]["label_quality"] = float("-inf")
-    assert describe_quality(adata, 1).endswith("; no cut-off: none called erroneous")
+    assert describe_quality(adata, 1).endswith("; none called erroneous (no cut-off)")
+    assert quality_cutoff_text(adata) == "none called (no cut-off)"
     adata.uns[keys.UNS]["thresholds"] = {"rule": "paper", "label_quality": 0.12}  # the paper's rule ignores it
-    assert describe_quality(adata, 2) == "0.90, rank 4 of 4 (lowest first)"
+    assert describe_quality(adata, 2) == "0.900, rank 4 of 4 (lowest first)" and quality_cutoff_text(adata) == "—"
     with pytest.raises(AnnotatabilityInputError, match="out of range"):
         describe_quality(adata, 5)
     assert describe_quality(ad.AnnData(obs=pd.DataFrame(index=["a"])), 0) == "—"

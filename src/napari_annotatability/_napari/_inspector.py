@@ -8,7 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core import keys
-from ..core.quality import describe_quality
+from ..core.quality import describe_quality, quality_cutoff_text
 from ._dock import DockLink
 
 if TYPE_CHECKING:
@@ -20,8 +20,9 @@ FIELDS = (
     ("annotated label", None),
     ("suggested label", keys.SUGGESTED_LABEL),
     ("p(suggested)", keys.SUGGESTED_PROB),
-    # relative (a mean of percentile ranks): shown with its rank and the erroneous cut-off
+    # relative (a mean of percentile ranks): shown with its rank, and the erroneous cut-off below it
     ("label quality", keys.LABEL_QUALITY),
+    ("erroneous at or below", "thresholds:label_quality"),
     ("confidence", keys.CONFIDENCE),
     ("variability", keys.VARIABILITY),
     ("category", keys.CATEGORY),
@@ -100,10 +101,12 @@ class InspectorWidget(QWidget):
         self.title.setText(f"<b>{adata.obs_names[index]}</b> ({layer.name}, cell {index})")
         for name, key in FIELDS:
             key = key or label_key
-            if key is None or key not in obs:
+            if key == "thresholds:label_quality":
+                text = quality_cutoff_text(adata)
+            elif key is None or key not in obs:
                 text = "—"
             elif key == keys.LABEL_QUALITY:
-                text = describe_quality(adata, index)
+                text = describe_quality(adata, index, cutoff=False)
             else:
                 value = obs[key].iloc[index]
                 text = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)

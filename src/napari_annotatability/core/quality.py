@@ -54,7 +54,8 @@ from .errors import AnnotatabilityInputError
 from .inputs import make_source
 
 __all__ = ["QUALITY_RECIPE", "OOS_EPOCHS", "OutOfSample", "stratified_folds", "iter_out_of_sample",
-           "out_of_sample_confidence", "label_quality", "percentile_rank", "describe_quality"]
+           "out_of_sample_confidence", "label_quality", "percentile_rank", "describe_quality",
+           "quality_cutoff_text"]
 
 #: how the in-sample and out-of-sample signals combine into ``annot_label_quality`` (recorded in
 #: ``uns['annotatability']['label_quality']['recipe']``)
@@ -193,14 +194,32 @@ def label_quality(confidence: np.ndarray, out_of_sample: np.ndarray,
     return (0.5 * (percentile_rank(conf, ref_conf) + percentile_rank(oos, ref_oos))).astype(np.float32)
 
 
-def describe_quality(adata, index: int) -> str:
+def quality_cutoff_text(adata) -> str:
+    """The label quality at or below which the calibrated rule called cells erroneous, as text.
+
+    ``"0.137"``; ``"none called (no cut-off)"`` when the calibration found no precise level;
+    ``"—"`` when the cells were not categorised by ``rule="calibrated"``.
+    """
+    from . import keys
+
+    info = adata.uns.get(keys.UNS, {})
+    th = info.get("thresholds", {}) if isinstance(info, dict) else {}
+    if not isinstance(th, dict) or th.get("rule") != "calibrated" or th.get("label_quality") is None:
+        return "—"
+    cut = float(th["label_quality"])
+    return f"{cut:.3f}" if np.isfinite(cut) else "none called (no cut-off)"
+
+
+def describe_quality(adata, index: int, *, cutoff: bool = True) -> str:
     """Cell ``index``'s label quality in words a reader can weigh, for the viewer's panels.
 
     Label quality is relative (a mean of percentile ranks among the scored cells), so the value
     alone misleads: the lowest cell of a clean dataset shows about 0.00.  Beside the value this
-    says the cell's rank, lowest first, and the cut-off at or below which the calibrated rule
-    calls a cell erroneous, e.g. ``"0.04, rank 112 of 3 005 (lowest first); erroneous at or below
-    0.14"``.  ``"—"`` when the cells were not scored (or this one has no finite value).
+    says the cell's rank, lowest first, and (``cutoff``) the label quality at or below which the
+    calibrated rule calls a cell erroneous (:func:`quality_cutoff_text`), e.g. ``"0.041, rank 112
+    of 3 005 (lowest first); erroneous at or below 0.137"`` (three decimals, as the inspector's
+    other values: near a small cut-off two would show a cell above it and the cut-off alike).
+    ``"—"`` when the cells were not scored (or this one has no finite value).
     """
     from . import keys
 
@@ -214,15 +233,12 @@ def describe_quality(adata, index: int) -> str:
         return "—"
     finite = values[np.isfinite(values)]
     rank = int(np.count_nonzero(finite < v)) + 1  # ties share the best (lowest) rank
+
     def spaced(k: int) -> str:  # 3 005: the thin grouping the docs use
         return f"{k:,}".replace(",", " ")
 
-    text = f"{v:.2f}, rank {spaced(rank)} of {spaced(finite.size)} (lowest first)"
-    info = adata.uns.get(keys.UNS, {})
-    th = info.get("thresholds", {}) if isinstance(info, dict) else {}
-    cut = th.get("label_quality") if isinstance(th, dict) and th.get("rule") == "calibrated" else None
-    if cut is not None and np.isfinite(float(cut)):
-        text += f"; erroneous at or below {float(cut):.2f}"
-    elif cut is not None:
-        text += "; no cut-off: none called erroneous"
+    text = f"{v:.3f}, rank {spaced(rank)} of {spaced(finite.size)} (lowest first)"
+    cut = quality_cutoff_text(adata) if cutoff else "—"
+    if cut != "—":
+        text += f"; erroneous at or below {cut}" if cut[0].isdigit() else "; none called erroneous (no cut-off)"
     return text
