@@ -241,3 +241,23 @@ def test_a_closed_dock_no_longer_listens(cells):
     model.layers_changed.emit()
     assert len(calls) == 1  # nothing ran after the close
     assert cell_ids(3)[-1] == 25  # (ids are not rows: 7 * row + 11)
+
+
+def test_the_status_bar_names_the_cell_under_the_cursor_not_a_colour_code(cells):
+    """The mask shows colour classes: hovering must still say which cell it is and its value."""
+    viewer, layer, cell = cells
+    adata = layer.metadata["adata"]
+    cell.color_by(keys.CATEGORY)
+    centre = cell.world_position(17)
+    status = layer.get_status(centre, world=True)
+    expected = f"{adata.obs_names[17]} · {keys.CATEGORY}: {adata.obs[keys.CATEGORY].iloc[17]}"
+    assert status["value"] == expected and status["coordinates"].endswith(expected)
+    assert layer._get_tooltip_text(centre, world=True) == expected
+    assert layer.get_status(centre + 4 * PIXEL, world=True)["value"] == "no cell"  # between cells
+    # what napari's status bar shows with the cursor there
+    viewer.mouse_over_canvas = True
+    viewer.cursor.position = tuple(centre)
+    status, _tooltip = viewer._calc_status_from_cursor()
+    assert expected in status["coordinates"]
+    cell.detach()  # the layer left the model: napari's own status again
+    assert "get_status" not in layer.__dict__ and layer.get_status(centre, world=True)["value"] != expected

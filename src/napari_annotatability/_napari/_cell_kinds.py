@@ -96,6 +96,10 @@ class MaskCells(CellLayer):
         super().__init__(model, layer)
         self._selected = np.zeros(0, dtype=np.int64)
         self.outline = None  # the Labels layer outlining the selection
+        # the layer shows colour classes, not cell ids (see _mask.py): napari's status bar and tooltip
+        # would report a colour code under the cursor; they name the cell and its value instead
+        self._napari_status, self._napari_tooltip = layer.get_status, layer._get_tooltip_text
+        layer.get_status, layer._get_tooltip_text = self._status, self._tooltip
 
     @property
     def mask(self):
@@ -106,6 +110,8 @@ class MaskCells(CellLayer):
 
     def detach(self) -> None:
         super().detach()
+        for name in ("get_status", "_get_tooltip_text"):  # back to napari's own
+            self.layer.__dict__.pop(name, None)
         outline, self.outline = self.outline, None
         if outline is not None and outline in self.viewer.layers:
             self.viewer.layers.remove(outline)
@@ -143,6 +149,37 @@ class MaskCells(CellLayer):
     def clicked(self, row: int) -> None:
         self.select([row])
         super().clicked(row)
+
+    # -- what the cursor is over --------------------------------------------------------------------
+    def describe(self, row: int | None) -> str:
+        """``"cell_12 · annot_category: erroneous"`` (the value the layer is coloured by), or "no cell"."""
+        if row is None:
+            return "no cell"
+        text = str(self.adata.obs_names[row])
+        key = self.layer.metadata.get("color_by")
+        if key and key in self.adata.obs:
+            value = self.adata.obs[key].iloc[row]
+            value = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
+            text += f" · {key}: {value}"
+        return text
+
+    def _row_under(self, position, world: bool) -> int | None:
+        if position is None:
+            return None
+        position = np.asarray(position, dtype=float)
+        return self.row_at_world(position if world else self.layer.data_to_world(position))
+
+    def _status(self, position=None, *, view_direction=None, dims_displayed=None, world=False, value=None):
+        status = self._napari_status(position, view_direction=view_direction, dims_displayed=dims_displayed,
+                                     world=world, value=value)
+        text = self.describe(self._row_under(position, world))
+        status["value"] = text
+        status["coordinates"] = f"{status.get('coords', '')}: {text}"
+        return status
+
+    def _tooltip(self, position, *, view_direction=None, dims_displayed=None, world=False) -> str:
+        row = self._row_under(position, world)
+        return "" if row is None else self.describe(row)
 
     # -- selection ----------------------------------------------------------------------------------
     def selection(self) -> np.ndarray:
