@@ -155,10 +155,14 @@ class MaskCells(CellLayer):
         """``"cell_12 · annot_category: erroneous"`` (the value the layer is coloured by), or "no cell"."""
         if row is None:
             return "no cell"
-        text = str(self.adata.obs_names[row])
-        key = self.layer.metadata.get("color_by")
-        if key and key in self.adata.obs:
-            value = self.adata.obs[key].iloc[row]
+        # napari asks from its status thread, possibly while a training swaps obs columns: never raise
+        try:
+            text = str(self.adata.obs_names[row])
+            key = self.layer.metadata.get("color_by")
+            value = self.adata.obs[key].iloc[row] if key and key in self.adata.obs else None
+        except (IndexError, KeyError):
+            return "no cell"
+        if value is not None:
             value = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
             text += f" · {key}: {value}"
         return text
