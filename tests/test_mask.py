@@ -67,10 +67,11 @@ def test_row_at_and_selection_follow_the_table_order():
     assert np.asarray(mask.selection_levels()[0]).sum() == 0
 
 
-def test_row_at_reads_every_pixel_right_across_uneven_blocks_and_rereads_only_a_new_block(monkeypatch):
-    """Hovering reads pixel after pixel: each through the block that holds it, read once while it stays."""
+def test_row_at_reads_every_pixel_right_across_windows_and_rereads_only_a_new_window(monkeypatch):
+    """Hovering reads pixel after pixel: each through the window that holds it, read once while it stays."""
+    monkeypatch.setattr(_mask, "_WINDOW", 11)  # windows of 11 px: 3 x 3 of them, the last ones cut short
     raw = _grid_mask(n_side=10, cell=3)  # 30 x 30 px, ids 1..100
-    lazy = da.from_array(raw, chunks=((7, 7, 16), (11, 19)))  # uneven blocks, as a store's edges are
+    lazy = da.from_array(raw, chunks=((7, 7, 16), (13, 17)))  # blocks unlike the windows, as a store's are
     mask = CellMask(lazy, np.arange(1, 101))
     reads = []
     compute = da.Array.compute
@@ -78,11 +79,12 @@ def test_row_at_reads_every_pixel_right_across_uneven_blocks_and_rereads_only_a_
     for r in range(30):
         for c in range(30):
             assert mask.row_at((r, c)) == raw[r, c] - 1
-    assert len(reads) == 30 * 2  # each row of pixels enters 2 blocks; within one, no reread
+    assert len(reads) == 30 * 3  # each row of pixels enters 3 windows; within one, no reread
     reads.clear()
     for _ in range(5):
         assert mask.row_at((8, 12)) == raw[8, 12] - 1  # the cursor resting on one cell
-    assert reads == [(7, 19)]  # block (1, 1), read once
+    assert reads == [(11, 11)]  # window (0, 1), read once
+    assert mask.row_at((29, 29)) == raw[29, 29] - 1 and reads[-1] == (8, 8)  # the last window, cut short
 
 
 def test_centroids_are_each_cells_centre_of_mass_block_by_block():

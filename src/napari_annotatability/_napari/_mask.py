@@ -27,6 +27,8 @@ TRANSPARENT = np.zeros(4, dtype=np.float32)
 #: above this many mask ids per table row a dense id -> row table wastes memory: sorted ids instead
 _DENSE_IDS_PER_ROW = 8
 _DENSE_MIN = 1 << 22
+#: row_at reads the full-resolution mask a window of this many pixels a side at a time
+_WINDOW = 1024
 
 _names = itertools.count()
 
@@ -153,8 +155,8 @@ class CellMask:
         self.codes = np.ones(self.n_obs, dtype=np.uint16)
         self.palette = np.array([[0.6, 0.6, 0.6, 1.0]], dtype=np.float32)
         self.selected = np.zeros(self.n_obs, dtype=bool)
-        # the level-0 block last read by row_at: hovering reads pixel after pixel of the same block,
-        # and a block read from a Xenium store costs ~60 ms (one (key, block) tuple: swapped whole)
+        # the level-0 window last read by row_at: hovering reads pixel after pixel of the same window,
+        # and reading from a Xenium store costs ~60 ms (one (key, window) tuple: swapped whole)
         self._block: tuple | None = None
 
     @property
@@ -219,15 +221,18 @@ class CellMask:
         return row if row >= 0 else None
 
     def _level0_block(self, r: int, c: int):
-        """The level-0 value at ``(r, c)``, read through the cached block that holds it."""
-        lv = self.levels[0]
-        bounds = [np.cumsum((0,) + tuple(ch)) for ch in lv.chunks]
-        i, j = (int(np.searchsorted(b, v, side="right")) - 1 for b, v in zip(bounds, (r, c)))
+        """The level-0 value at ``(r, c)``, read through the cached window that holds it.
+
+        Windows are ``_WINDOW`` pixels a side on a fixed grid: one stays in memory (4 MiB of uint32),
+        however large the store's chunks (a Xenium mask's are 4096 px: 64 MiB).
+        """
+        i, j = r // _WINDOW, c // _WINDOW
         cached = self._block
         if cached is None or cached[0] != (i, j):
-            cached = ((i, j), np.asarray(lv.blocks[i, j].compute()))
+            window = self.levels[0][i * _WINDOW:(i + 1) * _WINDOW, j * _WINDOW:(j + 1) * _WINDOW]
+            cached = ((i, j), np.asarray(window.compute() if hasattr(window, "compute") else window))
             self._block = cached
-        return cached[1][r - bounds[0][i], c - bounds[1][j]]
+        return cached[1][r - i * _WINDOW, c - j * _WINDOW]
 
     def centroids(self) -> np.ndarray:
         """(n_obs, 2) centre of mass (row, col) of every row's cell in level-0 pixels (NaN if absent).
