@@ -25,7 +25,7 @@ Each size runs in a fresh process (under Xvfb, software OpenGL) that times what 
 * *peak RSS GB*: the process's peak resident memory (``ru_maxrss``), all of the above included;
 * *hover ms*: what napari's status bar asks at every move of the cursor over a mask (the cell there
   and its value, read from the full-resolution mask: ``layer.get_status``): the first move, which
-  reads the mask's block under the cursor, then the median of 60 moves of 3 pixels from there;
+  reads the 1024-px window of the mask under the cursor, then the median of 60 moves of 3 pixels from there;
 * *direct colormap s* (``--direct``): the alternative the plugin does not use -- the raw mask as a
   Labels layer given napari's ``DirectLabelColormap`` with one colour per cell id -- from building
   that colormap until drawn (measured after the figures above, so it does not inflate them).
@@ -240,7 +240,7 @@ def measure(path: Path, direct: bool = False) -> dict:
         times.append(time.perf_counter() - t)
     # hovering: napari's status bar asks the layer what is under the cursor at every move; on a mask
     # the plugin names the cell there, read from the full-resolution mask: a path of 60 moves
-    # of a few pixels from a cell's centre, after a first move into another block
+    # of 3 pixels from a random cell's centre; the first one reads the window of the mask there
     hover_ms = None
     if is_mask_layer(layer):
         from napari_annotatability._napari._model import cell_model

@@ -259,5 +259,11 @@ def test_the_status_bar_names_the_cell_under_the_cursor_not_a_colour_code(cells)
     viewer.cursor.position = tuple(centre)
     status, _tooltip = viewer._calc_status_from_cursor()
     assert expected in status["coordinates"]
-    cell.detach()  # the layer left the model: napari's own status again
+    # a second wrapper of the same layer (a re-attach) takes over; the first one's detach leaves it be
+    from napari_annotatability._napari._cell_kinds import MaskCells
+
+    again = MaskCells(cell.model, layer)
+    cell.detach()
+    assert layer.get_status(centre, world=True)["value"] == expected
+    again.detach()  # the layer left the model: napari's own status again
     assert "get_status" not in layer.__dict__ and layer.get_status(centre, world=True)["value"] != expected

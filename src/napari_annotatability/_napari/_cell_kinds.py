@@ -98,7 +98,9 @@ class MaskCells(CellLayer):
         self.outline = None  # the Labels layer outlining the selection
         # the layer shows colour classes, not cell ids (see _mask.py): napari's status bar and tooltip
         # would report a colour code under the cursor; they name the cell and its value instead
-        self._napari_status, self._napari_tooltip = layer.get_status, layer._get_tooltip_text
+        # (napari's own methods of the class, never another wrapper's: no chain if a layer is re-attached)
+        self._napari_status = type(layer).get_status.__get__(layer)
+        self._napari_tooltip = type(layer)._get_tooltip_text.__get__(layer)
         layer.get_status, layer._get_tooltip_text = self._status, self._tooltip
 
     @property
@@ -110,8 +112,9 @@ class MaskCells(CellLayer):
 
     def detach(self) -> None:
         super().detach()
-        for name in ("get_status", "_get_tooltip_text"):  # back to napari's own
-            self.layer.__dict__.pop(name, None)
+        for name, ours in (("get_status", self._status), ("_get_tooltip_text", self._tooltip)):
+            if self.layer.__dict__.get(name) == ours:  # back to napari's own, unless another took over
+                del self.layer.__dict__[name]
         outline, self.outline = self.outline, None
         if outline is not None and outline in self.viewer.layers:
             self.viewer.layers.remove(outline)
