@@ -5,7 +5,7 @@
 Opens the *synthetic cells* sample (a SpatialData store: DAPI + membrane pyramid, cell mask, a
 table with planted mislabels) the way *File ▸ Open Sample* does, trains on ``label`` in the
 widget, and saves the cells coloured by category on the mask, then a zoom on a planted mislabel
-selected (its outline) with the spot inspector.
+selected (its outline) with the spot inspector, the cursor resting on it (the status bar names it).
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def main() -> None:
     viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
     cell.select([row])
     cell.centre(row, spots_across=12)
+    # the cursor resting on the cell: the status bar names it and its category (napari would show the
+    # colour class the mask layer stores)
+    viewer.layers.selection.active = mask
+    viewer.mouse_over_canvas = True
+    viewer.cursor.position = tuple(cell.world_position(row))
+    viewer.window._qt_window.set_status_and_tooltip(viewer._calc_status_from_cursor())
     save("12-cells-mask-inspector.png")
     viewer.close()
 
