@@ -387,7 +387,7 @@ def mixtures(folder: Path) -> str:
             odds, low = np.full(y.size, np.nan), np.nan
         groups = [("clean, cortex and medulla", d["clean"] & pair)] + [
             (f"transition, {lo:.0%}–{hi:.0%} of the other profile", d["transition"] & (mix >= lo) & (mix < hi))
-            for lo, hi in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.51))]
+            for lo, hi in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.51))] + [("transition, all", d["transition"])]
         for name, m in groups:
             lines.append(f"| {f.stem} | {name} | {int(m.sum())} | {np.median(top2[m]):.3f} | "
                          f"{_pct(top2 >= cut, m):.1f} % | {np.median(odds[m]):.2f} | {_pct(odds < low, m):.1f} % |")
