@@ -6,7 +6,7 @@ import dataclasses
 import numbers
 import textwrap
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,12 +45,23 @@ class ScoreResult:
     suggestions: tuple | None = None  # (labels, probabilities, info)
     genes: tuple | None = None  # (n_genes x 3 scores, info)
     out_of_sample: OutOfSample | None = None
+    # (the out-of-sample result it was computed from, the label quality): ranked once, for the
+    # categories and for writing
+    _quality: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def quality(self) -> np.ndarray | None:
+        """The label quality of the scored cells; None without the out-of-sample check."""
+        if self.out_of_sample is None:
+            return None
+        if self._quality is None or self._quality[0] is not self.out_of_sample:
+            self._quality = (self.out_of_sample, label_quality(self.dynamics.confidence, self.out_of_sample.confidence))
+        return self._quality[1]
 
     def write(self, adata) -> None:
         """Store every result under the contract keys (replacing those of an earlier run)."""
-        quality = None  # non-finite scores raise here, before anything is written
-        if self.out_of_sample is not None:
-            quality = label_quality(self.dynamics.confidence, self.out_of_sample.confidence)
+        quality = self.quality  # non-finite scores raise here, before anything is written
+        if quality is not None:
             require_finite(quality, "label quality")
         self.dynamics.check_finite()
         self.dynamics.write(adata)
@@ -168,8 +179,7 @@ def iter_score(
     if result.thresholds is not None:
         signals = {"confidence": conf, "variability": var}
         if rule == "calibrated":
-            oos = result.out_of_sample
-            signals.update(quality=label_quality(conf, oos.confidence), probabilities=oos.probabilities)
+            signals.update(quality=result.quality, probabilities=result.out_of_sample.probabilities)
         result.categories, result.thresholds = apply_rule(
             rule, result.thresholds, ambiguous_second=ambiguous_second, ambiguous_variability=ambiguous_variability,
             **signals,
