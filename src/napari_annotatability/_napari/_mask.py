@@ -214,13 +214,13 @@ class CellMask:
         h, w = self.shape
         if not (0 <= r < h and 0 <= c < w):
             return None
-        value = int(self._level0_block(r, c))
+        value = int(self._level0_value(r, c))
         if value == self.background:
             return None
         row = int(self.ids.rows(np.array([value]))[0])
         return row if row >= 0 else None
 
-    def _level0_block(self, r: int, c: int):
+    def _level0_value(self, r: int, c: int):
         """The level-0 value at ``(r, c)``, read through the cached window that holds it.
 
         Windows are ``_WINDOW`` pixels a side on a fixed grid: one stays in memory (4 MiB of uint32),

@@ -194,19 +194,27 @@ def label_quality(confidence: np.ndarray, out_of_sample: np.ndarray,
     return (0.5 * (percentile_rank(conf, ref_conf) + percentile_rank(oos, ref_oos))).astype(np.float32)
 
 
+def _erroneous_cutoff(adata) -> float | None:
+    """The calibrated rule's label-quality cut-off recorded in ``uns`` (``-inf``: none called); None
+    when the cells were not categorised by ``rule="calibrated"``."""
+    from . import keys
+
+    info = adata.uns.get(keys.UNS, {})
+    th = info.get("thresholds", {}) if isinstance(info, dict) else {}
+    if not isinstance(th, dict) or th.get("rule") != "calibrated" or th.get("label_quality") is None:
+        return None
+    return float(th["label_quality"])
+
+
 def quality_cutoff_text(adata) -> str:
     """The label quality at or below which the calibrated rule called cells erroneous, as text.
 
     ``"0.137"``; ``"none called (no cut-off)"`` when the calibration found no precise level;
     ``"—"`` when the cells were not categorised by ``rule="calibrated"``.
     """
-    from . import keys
-
-    info = adata.uns.get(keys.UNS, {})
-    th = info.get("thresholds", {}) if isinstance(info, dict) else {}
-    if not isinstance(th, dict) or th.get("rule") != "calibrated" or th.get("label_quality") is None:
+    cut = _erroneous_cutoff(adata)
+    if cut is None:
         return "—"
-    cut = float(th["label_quality"])
     return f"{cut:.3f}" if np.isfinite(cut) else "none called (no cut-off)"
 
 
@@ -238,7 +246,7 @@ def describe_quality(adata, index: int, *, cutoff: bool = True) -> str:
         return f"{k:,}".replace(",", " ")
 
     text = f"{v:.3f}, rank {spaced(rank)} of {spaced(finite.size)} (lowest first)"
-    cut = quality_cutoff_text(adata) if cutoff else "—"
-    if cut != "—":
-        text += f"; erroneous at or below {cut}" if cut[0].isdigit() else "; none called erroneous (no cut-off)"
+    cut = _erroneous_cutoff(adata) if cutoff else None
+    if cut is not None:
+        text += f"; erroneous at or below {cut:.3f}" if np.isfinite(cut) else "; none called erroneous (no cut-off)"
     return text
