@@ -8,7 +8,7 @@ from magicgui.widgets import Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._dock import DockLink, LayerPicker, show_colouring
+from ._dock import DockLink, LayerPicker, on_click, show_colouring
 from ._legend import viewer_legend
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class CommunitiesWidget(QWidget):
         self.form = Container(widgets=[self.layer_combo, self.alpha, self.n_neighbors, self.spatial_weight,
                                        self.resolution, self.seed])
         self.run_button = QPushButton("Build graph and communities")
-        self.run_button.clicked.connect(self.run)
+        on_click(self.run_button, self.run)
         self.status = QLabel("Train first (Annotatability widget): the graph needs the confidence scores.")
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -65,7 +65,7 @@ class CommunitiesWidget(QWidget):
     def _reset(self, *_a) -> None:
         self.picker.refresh()
 
-    def run(self, start: bool = True):
+    def run(self, *, start: bool = True):
         """Build the graph in a worker thread; returns the worker (None without a scored layer)."""
         from napari.qt.threading import thread_worker
         from napari.utils.notifications import show_error

@@ -454,7 +454,7 @@ class CurationWidget(QWidget):
         """What the last retraining changed (``core.curation.CurationComparison``), or None."""
         return self.retraining.comparison
 
-    def retrain(self, start: bool = True):
+    def retrain(self, *, start: bool = True):
         """Train on ``<key>_curated`` through the Annotatability widget; returns the worker.
 
         Refused (None, a message) while a training runs, without a layer, or without edits.

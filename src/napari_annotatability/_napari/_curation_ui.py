@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import keys
+from ._dock import on_click
 from ._retrain import RetrainPanel
 
 __all__ = ["build_panels", "QUEUE_CHOICES", "GROUP_CHOICES"]
@@ -39,7 +40,7 @@ def build_panels(dock, top) -> None:
     dock.queue_combo = QComboBox()
     dock.queue_combo.addItems(list(QUEUE_CHOICES))
     dock.start_button = QPushButton("Start review")
-    dock.start_button.clicked.connect(lambda: dock.start_review())
+    on_click(dock.start_button, dock.start_review)
     dock.progress = QLabel("Train first, then start a review of the suspicious cells.")
     dock.info = QLabel("")
     dock.info.setWordWrap(True)
@@ -52,7 +53,7 @@ def build_panels(dock, top) -> None:
         ("accept", "Accept suggestion (A)", dock.accept), ("skip", "Skip: keep label (S)", dock.skip),
     )):
         btn = QPushButton(text)
-        btn.clicked.connect(lambda _=False, f=slot: f())
+        on_click(btn, slot)
         nav.addWidget(btn, i // 2, i % 2)
         dock.buttons[name] = btn
     dock.label_box = QComboBox()
@@ -61,7 +62,7 @@ def build_panels(dock, top) -> None:
     dock.allow_new = QCheckBox("allow a new label")
     dock.allow_new.setToolTip("a label that is not yet a category of the annotation is refused unless ticked")
     dock.buttons["relabel"] = QPushButton("Relabel cell")
-    dock.buttons["relabel"].clicked.connect(lambda: dock.relabel_current())
+    on_click(dock.buttons["relabel"], dock.relabel_current)
     relabel = QHBoxLayout()
     relabel.addWidget(QLabel("label"))
     relabel.addWidget(dock.label_box, 1)
@@ -83,9 +84,9 @@ def build_panels(dock, top) -> None:
     dock.group_combo = QComboBox()
     dock.group_combo.addItems(list(GROUP_CHOICES))
     dock.buttons["bulk"] = QPushButton("Give them the label")
-    dock.buttons["bulk"].clicked.connect(lambda: dock.relabel_group())
+    on_click(dock.buttons["bulk"], dock.relabel_group)
     dock.buttons["bulk_accept"] = QPushButton("Accept their suggestions")
-    dock.buttons["bulk_accept"].clicked.connect(lambda: dock.relabel_group(suggested=True))
+    on_click(dock.buttons["bulk_accept"], dock.relabel_group, suggested=True)
     many = QGridLayout()
     many.addWidget(QLabel("cells"), 0, 0)
     many.addWidget(dock.group_combo, 0, 1)
@@ -96,11 +97,11 @@ def build_panels(dock, top) -> None:
 
     # history --------------------------------------------------------------------------------
     dock.buttons["undo"] = QPushButton("Undo (Ctrl+Z)")
-    dock.buttons["undo"].clicked.connect(lambda: dock.undo())
+    on_click(dock.buttons["undo"], dock.undo)
     dock.buttons["redo"] = QPushButton("Redo (Ctrl+Shift+Z)")
-    dock.buttons["redo"].clicked.connect(lambda: dock.redo())
+    on_click(dock.buttons["redo"], dock.redo)
     dock.buttons["export"] = QPushButton("Export edits (CSV)...")
-    dock.buttons["export"].clicked.connect(dock._ask_csv_path)
+    on_click(dock.buttons["export"], dock._ask_csv_path)
     dock.edits = QLabel("")
     history = QGridLayout()
     history.addWidget(dock.buttons["undo"], 0, 0)
@@ -112,11 +113,11 @@ def build_panels(dock, top) -> None:
     dock.retraining = RetrainPanel(dock.viewer, dock._say, dock._retrain_finished)
     dock.compare = dock.retraining.compare
     dock.buttons["retrain"] = dock.retraining.button
-    dock.buttons["retrain"].clicked.connect(lambda: dock.retrain())
+    on_click(dock.buttons["retrain"], dock.retrain)
     dock.buttons["color_change"] = dock.retraining.color_change
-    dock.buttons["color_change"].clicked.connect(lambda: dock.color(keys.CATEGORY_CHANGE))
+    on_click(dock.buttons["color_change"], dock.color, keys.CATEGORY_CHANGE)
     dock.buttons["color_curated"] = dock.retraining.color_curated
-    dock.buttons["color_curated"].clicked.connect(lambda: dock.color(None))
+    on_click(dock.buttons["color_curated"], dock.color, None)
 
     dock.status = QLabel("")
     dock.status.setWordWrap(True)

@@ -32,7 +32,7 @@ from magicgui.widgets import ComboBox
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
-from ._dock import DockLink, LayerPicker
+from ._dock import DockLink, LayerPicker, on_click
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class DataMapWidget(QWidget):
         self.info = QLabel("Train first (Annotatability widget): the map needs confidence and variability.")
         self.info.setWordWrap(True)
         self.clear_button = QPushButton("Clear selection")
-        self.clear_button.clicked.connect(self.clear_selection)
+        on_click(self.clear_button, self.clear_selection)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("cells"))

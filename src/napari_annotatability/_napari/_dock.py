@@ -13,7 +13,18 @@ from qtpy.QtCore import QEvent, QObject
 
 from ._model import cell_model
 
-__all__ = ["DockLink", "LayerPicker", "show_colouring"]
+__all__ = ["DockLink", "LayerPicker", "on_click", "show_colouring"]
+
+
+def on_click(button, func, *args, **kwargs) -> None:
+    """Call ``func(*args, **kwargs)`` when ``button`` is clicked, without Qt's ``checked`` argument.
+
+    ``clicked`` passes ``checked`` (False for a plain button).  Connected straight to a method
+    whose first parameter has a default, it lands there: ``train(start=True)`` was called as
+    ``train(False)`` and built a worker it never started.  Every button of the plugin connects
+    through this adapter.
+    """
+    button.clicked.connect(lambda *_checked: func(*args, **kwargs))
 
 
 class DockLink(QObject):

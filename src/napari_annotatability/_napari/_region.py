@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.regions import RegionSummary, region_summary
-from ._dock import DockLink, LayerPicker
+from ._dock import DockLink, LayerPicker, on_click
 from ._selection import area_shape_layers, shape_edit_finished
 from ._spatial import category_colors
 
@@ -85,7 +85,7 @@ class RegionWidget(QWidget):
             w.changed.connect(lambda _v: self.update_summary())
         self.draw_button = QPushButton("Draw a region")
         self.draw_button.setToolTip("Add (or pick) a Shapes layer in polygon mode: click the corners, double-click to close")
-        self.draw_button.clicked.connect(self.start_drawing)
+        on_click(self.draw_button, self.start_drawing)
         self.text = QLabel("Draw a polygon, rectangle or ellipse on the tissue to summarise the cells inside.")
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.RichText)

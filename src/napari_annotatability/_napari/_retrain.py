@@ -75,6 +75,8 @@ class RetrainPanel(QWidget):
         self.worker = None
         self.comparison: CurationComparison | None = None
         self._before = None
+        self._pending = None
+        self._trainer_connected = None
         self.button = QPushButton("Retrain on curated labels")
         self.button.setToolTip("train on <annotation>_curated with the Annotatability widget's settings, then "
                                "compare the categories with those before")
@@ -106,7 +108,7 @@ class RetrainPanel(QWidget):
             _, trainer = window.add_plugin_dock_widget("napari-annotatability", "Annotatability")
         return trainer
 
-    def retrain(self, cells, cur: Curation, start: bool = True):
+    def retrain(self, cells, cur: Curation, *, start: bool = True):
         """Start the training on ``cur.curated_key`` of ``cells``; returns the worker (None: refused)."""
         trainer = self._trainer()
         if trainer is None:
@@ -134,13 +136,21 @@ class RetrainPanel(QWidget):
             return None
         self._before = obs[keys.CATEGORY].copy() if keys.CATEGORY in obs else None
         self.worker = worker
-        worker.returned.connect(lambda _r, c=cells, k=cur: self._after(c, k))  # after the widget wrote them
-        worker.finished.connect(self._finished)
+        # the widget's own signals: emitted after it wrote and showed the results (the worker's
+        # are queued through the widget's serialised slots, so they may run before it did)
+        self._trainer_connected = trainer
+        trainer.trained.connect(self._on_trained)
+        trainer.training_finished.connect(self._finished)
+        self._pending = (cells, cur)
         self.button.setEnabled(False)
         self._say(f"Retraining on {cur.curated_key!r} ({cur.n_edits} edits) ...", False)
         if start:
             worker.start()
         return worker
+
+    def _on_trained(self, _adata) -> None:
+        if self._pending is not None:
+            self._after(*self._pending)
 
     def _after(self, cells, cur: Curation) -> None:
         before, self._before = self._before, None
@@ -161,7 +171,15 @@ class RetrainPanel(QWidget):
                   + " Start a review again to go through what is still suspicious.", False)
 
     def _finished(self) -> None:
+        trainer, self._trainer_connected = self._trainer_connected, None
+        if trainer is not None:
+            for signal, slot in ((trainer.trained, self._on_trained), (trainer.training_finished, self._finished)):
+                try:
+                    signal.disconnect(slot)
+                except (TypeError, RuntimeError):
+                    pass
         self.worker = None
         self._before = None
+        self._pending = None
         self.button.setEnabled(True)
         self._on_done()

@@ -9,7 +9,7 @@ from ..core.errors import AnnotatabilityError
 from ..core.rules import RULES
 from ._colors import is_categorical
 
-__all__ = ["TrainingForm", "label_choices", "make_worker", "devices", "FIELDS"]
+__all__ = ["TrainingForm", "label_choices", "make_worker", "expected_epochs", "devices", "FIELDS"]
 
 #: the form's fields, also attributes of the training widget
 FIELDS = ("label_combo", "adaptive", "epochs", "lr", "batch_size", "depth", "seed", "n_seeds", "device",
@@ -119,8 +119,25 @@ class TrainingForm:
                 "rule": str(self.rule.value), "params": params}
 
 
+def expected_epochs(adata, settings: dict) -> int:
+    """How many epochs (progress yields) a training with ``settings`` runs, over all its stages."""
+    params = settings["params"]
+    epochs = params["epochs"]
+    if epochs is None:  # what "auto" will choose: a step budget, so cheap to know now
+        from ..core.recipes import adaptive_epochs
+
+        epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
+    # training, cross-fitting (two networks; they also suggest the labels), calibrating
+    return int(epochs) * (params["n_seeds"] + 2 + (1 if settings["calibrate"] else 0))
+
+
 def make_worker(adata, label: str, settings: dict, should_stop, compare_key: str | None = None):
-    """A (not started) ``thread_worker`` running ``core.pipeline.iter_score`` with a progress bar."""
+    """A (not started) ``thread_worker`` running ``core.pipeline.iter_score``.
+
+    No napari progress bar is attached here (``thread_worker(progress=...)`` would connect it
+    to ``yielded`` directly, and its ``setValue`` calls ``processEvents``: see ``_serial``); the
+    widget keeps its own, updated through its serialised slots.
+    """
     from napari.qt.threading import thread_worker
 
     from ..core.pipeline import iter_score
@@ -128,17 +145,10 @@ def make_worker(adata, label: str, settings: dict, should_stop, compare_key: str
     params = dict(settings["params"])
     if compare_key is not None:
         params["compare_key"] = compare_key
-    epochs = params["epochs"]
-    if epochs is None:  # what "auto" will choose: a step budget, so cheap to know now
-        from ..core.recipes import adaptive_epochs
-
-        epochs = adaptive_epochs(adata.n_obs, params["batch_size"])
-    # training, cross-fitting (two networks; they also suggest the labels), calibrating
-    total = epochs * (params["n_seeds"] + 2 + (1 if settings["calibrate"] else 0))
     calibrate, noise, rule = settings["calibrate"], settings["noise"], settings["rule"]
 
     # errors are handled by the caller (a notification, no traceback), so none is re-raised
-    @thread_worker(progress={"total": total, "desc": f"Annotatability: {label}"}, ignore_errors=True)
+    @thread_worker(ignore_errors=True)
     def run():
         return (yield from iter_score(adata, label, calibrate=calibrate, noise=noise, rule=rule,
                                       should_stop=should_stop, **params))

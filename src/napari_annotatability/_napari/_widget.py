@@ -7,20 +7,23 @@ and figures in ``_export``; the layers of cells (spots or a mask) come from the 
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
 from ..core.rules import describe_categories
-from ._dock import DockLink, LayerPicker, show_colouring
+from ._dock import DockLink, LayerPicker, on_click, show_colouring
 from ._export import EXPORT_FILTERS, ask_export_path, ask_figure_path, export_layer
 from ._export import save_figure as _save_figure
 from ._legend import viewer_legend
 from ._live import DRAW_PROBE_S, LIVE_DUTY, LIVE_SPOTS_PER_SECOND, LiveRecolour, live_interval
-from ._training import FIELDS, TrainingForm, make_worker
+from ._serial import SerialSlots
+from ._training import FIELDS, TrainingForm, expected_epochs, make_worker
 
 if TYPE_CHECKING:
     import napari
@@ -63,12 +66,23 @@ class AnnotatabilityWidget(QWidget):
     The layer (Points of spots or cells, or Labels of a segmentation) must carry its AnnData in
     ``layer.metadata['adata']`` (layers opened with this plugin's reader or sample data do).
     Results go to that AnnData (the documented keys) and are shown on every layer of it.
+
+    ``trained(adata)`` is emitted once a training's results are written and shown,
+    ``training_finished()`` after every training, whatever its outcome (other docks follow these,
+    never the worker's own signals, which this widget serialises: see ``_serial``).
     """
+
+    trained = Signal(object)
+    training_finished = Signal()
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
+        self.serial: SerialSlots | None = None
+        self._pbar = None
+        self._n_yielded = 0
+        self._started_at = 0.0
         self.live: LiveRecolour | None = None
         self._cancel_requested = False
         self._training_layer = None
@@ -84,8 +98,8 @@ class AnnotatabilityWidget(QWidget):
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.train_button.clicked.connect(self.train)
-        self.cancel_button.clicked.connect(self.cancel)
+        on_click(self.train_button, self.train)
+        on_click(self.cancel_button, self.cancel)
         self.status = QLabel("Pick a layer of cells and the annotation to examine, then press Train.")
         self.status.setWordWrap(True)
 
@@ -93,12 +107,12 @@ class AnnotatabilityWidget(QWidget):
         grid = QGridLayout()
         for i, (text, key) in enumerate(COLOR_BUTTONS):
             btn = QPushButton(text)
-            btn.clicked.connect(lambda _=False, k=key: self.show_feature(k))
+            on_click(btn, self.show_feature, key)
             grid.addWidget(btn, i // 3, i % 3)
             self.color_buttons[text] = btn
         self.switch_button = QPushButton("Mask / points")
         self.switch_button.setToolTip("show a mask's cells as centroid points, or the points' mask again")
-        self.switch_button.clicked.connect(lambda: self.toggle_points())
+        on_click(self.switch_button, self.toggle_points)
         grid.addWidget(self.switch_button, len(COLOR_BUTTONS) // 3, len(COLOR_BUTTONS) % 3)
 
         self.dock_buttons: dict[str, QPushButton] = {}
@@ -106,7 +120,7 @@ class AnnotatabilityWidget(QWidget):
         for i, (text, name) in enumerate(DOCKS):
             btn = QPushButton(text)
             btn.setToolTip(f"Open the {name} dock")
-            btn.clicked.connect(lambda _=False, n=name: self.open_dock(n))
+            on_click(btn, self.open_dock, name)
             docks.addWidget(btn, i // 3, i % 3)
             self.dock_buttons[text] = btn
 
@@ -114,9 +128,9 @@ class AnnotatabilityWidget(QWidget):
         self.export_button.setToolTip("The AnnData with every result (.h5ad), a per-cell table (.csv), cell shapes "
                                       "with their values (.geojson: QuPath, geopandas) or cell groups "
                                       "(.groups.csv: Xenium Explorer)")
-        self.export_button.clicked.connect(lambda: self._ask_export_path())
+        on_click(self.export_button, self._ask_export_path)
         self.figure_button = QPushButton("Save figure (PNG)...")
-        self.figure_button.clicked.connect(lambda: self._ask_figure_path())
+        on_click(self.figure_button, self._ask_figure_path)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
@@ -210,7 +224,7 @@ class AnnotatabilityWidget(QWidget):
         self.label_combo.value = label_key
         return self.train(start=start, compare_key=compare_key)
 
-    def train(self, start: bool = True, *, compare_key: str | None = None):
+    def train(self, *, start: bool = True, compare_key: str | None = None):
         """Train in a worker thread; returns the worker (None if no layer/annotation is picked).
 
         With ``start=False`` the caller connects to the worker's signals and calls
@@ -227,11 +241,17 @@ class AnnotatabilityWidget(QWidget):
         self._cancel_requested = False
         worker = make_worker(cell.adata, label, self.form.settings(), lambda: self._cancel_requested,
                              compare_key=compare_key)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # every slot through one queue: napari's progress bar (and notifications) process events
+        # inside a call, which would deliver the next signal inside this one (see _serial)
+        self.serial = serial = SerialSlots()
+        self._n_yielded = 0
+        worker.yielded.connect(self._on_yield)
+        worker.returned.connect(serial.wrap(self._on_result))
+        worker.errored.connect(serial.wrap(self._on_error))
+        worker.finished.connect(serial.wrap(self._on_finished))
         self.worker = worker
+        self._open_progress(cell.adata, label)
+        self._started_at = time.perf_counter()
         self._training_layer = cell.layer
         self.live = LiveRecolour(self.model.sharing(cell.adata))
         for other in self.live.cells:
@@ -262,7 +282,31 @@ class AnnotatabilityWidget(QWidget):
             self.epochs.enabled = self.lr.enabled = not bool(self.adaptive.value)
         self._update_color_buttons()
 
+    def _open_progress(self, adata, label: str) -> None:
+        """napari's progress bar (its activity dock) for this training."""
+        from napari.utils import progress
+
+        self._close_progress()
+        total = expected_epochs(adata, self.form.settings())
+        self._pbar = progress(total=total, desc=f"Annotatability: {label}")
+
+    def _close_progress(self) -> None:
+        if self._pbar is not None:
+            pbar, self._pbar = self._pbar, None
+            pbar.close()
+
+    def _on_yield(self, p) -> None:
+        """A progress report from the worker: counted now, shown once the slot before it is done."""
+        self._n_yielded += 1
+        if self.serial is not None:
+            self.serial.call(self._on_progress, (p,), coalesce=True)
+
     def _on_progress(self, p) -> None:
+        pbar = self._pbar
+        if pbar is not None:
+            if self._n_yielded > pbar.total > 0:
+                pbar.total = 0  # more epochs than foreseen (a retry): indeterminate from here
+            pbar.update(max(0, self._n_yielded - pbar.n))
         text = {"training": "Training", "cross-fitting": "Out-of-sample check", "calibrating": "Calibrating cut-offs",
                 "correcting": "Label correction"}
         loss = f", loss {p.loss:.3f}" if p.loss == p.loss else ""
@@ -280,15 +324,17 @@ class AnnotatabilityWidget(QWidget):
         for cell in self.live.cells:
             cell.layer.metadata["training"] = False  # the results are whole: docks may read them now
         self.model.notify_results(adata)
+        seconds = time.perf_counter() - self._started_at  # every stage, not the first training only
         if not self._cells_trained():  # closed while training: the AnnData keeps the results
-            self.status.setText(f"Done in {result.dynamics.seconds:.1f} s; the layer was closed, so nothing "
+            self.status.setText(f"Done in {seconds:.1f} s; the layer was closed, so nothing "
                                 "is shown (the results are in its AnnData).")
+            self.trained.emit(adata)
             return
         counts = adata.obs[keys.CATEGORY].value_counts() if keys.CATEGORY in adata.obs else None
         if counts is not None:
             rule = (result.thresholds or {}).get("rule", "paper")
             self.status.setText(
-                f"Done in {result.dynamics.seconds:.1f} s, {rule} rule: "
+                f"Done in {seconds:.1f} s, {rule} rule: "
                 + ", ".join(f"{counts.get(c, 0)} {c}" for c in keys.CATEGORIES)
             )
             try:  # what each category means under that rule, on hover
@@ -297,8 +343,9 @@ class AnnotatabilityWidget(QWidget):
                 self.status.setToolTip("")
             self._show_on_trained(keys.CATEGORY)
         else:
-            self.status.setText(f"Done in {result.dynamics.seconds:.1f} s.")
+            self.status.setText(f"Done in {seconds:.1f} s.")
             self._show_on_trained(keys.CONFIDENCE)
+        self.trained.emit(adata)
 
     def _show_on_trained(self, key) -> None:
         """Colour every open layer of the trained AnnData by ``key`` (the trained one last)."""
@@ -318,6 +365,9 @@ class AnnotatabilityWidget(QWidget):
     def _on_finished(self) -> None:
         cancelled = self._cancel_requested
         self.worker = None
+        if self.serial is not None:
+            self.serial.close()  # nothing of this worker runs after this
+        self._close_progress()
         for cell in self.live.cells if self.live is not None else []:
             cell.layer.metadata["training"] = False
         self._set_running(False)
@@ -331,6 +381,7 @@ class AnnotatabilityWidget(QWidget):
                 key = cell.layer.metadata.get("color_by")
                 self.show_feature(key if key in adata.obs else None, layer=cell.layer)
             self.status.setText("Cancelled: nothing was written.")
+        self.training_finished.emit()
 
     def open_dock(self, name: str):
         """Open (or show again) one of the plugin's docks; returns its widget."""
