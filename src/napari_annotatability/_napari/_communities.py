@@ -9,6 +9,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ._dock import DockLink, LayerPicker, on_click, show_colouring
+from ._layout import compact, scrolling
 from ._legend import viewer_legend
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ class CommunitiesWidget(QWidget):
         self.model = self.link.model
         self.picker = LayerPicker(self.link, "cells (scored)", require=keys.CONFIDENCE)
         self.layer_combo = self.picker.combo
-        self.alpha = FloatSpinBox(label="alpha (expression weight)", value=0.9, min=0.0, max=1.0, step=0.05)
+        self.alpha = FloatSpinBox(label="alpha", value=0.9, min=0.0, max=1.0, step=0.05)
+        self.alpha.tooltip = "expression weight of the graph distance: 1 = expression only, 0 = confidence rank only"
         self.n_neighbors = SpinBox(label="neighbours", value=15, min=2, max=200)
         self.spatial_weight = FloatSpinBox(label="spatial weight", value=0.0, min=0.0, max=10.0, step=0.1)
         self.resolution = FloatSpinBox(label="resolution", value=1.0, min=0.01, max=10.0, step=0.1)
@@ -53,7 +55,7 @@ class CommunitiesWidget(QWidget):
         on_click(self.run_button, self.run)
         self.status = QLabel("Train first (Annotatability widget): the graph needs the confidence scores.")
         self.status.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scrolling(self))  # scrolls rather than growing the window
         layout.addWidget(self.form.native)
         layout.addWidget(self.run_button)
         layout.addWidget(self.status)
@@ -61,6 +63,7 @@ class CommunitiesWidget(QWidget):
         self.link.connect(self.model.layers_changed, self._reset)
         self.link.connect(self.model.results_changed, self._reset)
         self._reset()
+        compact(self)
 
     def _reset(self, *_a) -> None:
         self.picker.refresh()

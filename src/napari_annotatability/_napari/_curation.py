@@ -32,6 +32,7 @@ from ._colors import is_categorical
 from ._dock import DockLink, LayerPicker
 from ._curation_keys import DOCK_KEYS, bind_viewer_keys
 from ._curation_ui import GROUP_CHOICES, QUEUE_CHOICES, build_panels
+from ._layout import compact, dock_of, open_dock
 from ._legend import show_legend
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class CurationWidget(QWidget):
         top.addWidget(self.layer_combo.native, 0, 1)
         top.addWidget(QLabel("annotation"), 1, 0)
         top.addWidget(self.key_combo.native, 1, 1)
+        top.setColumnStretch(1, 1)
 
         build_panels(self, top)
 
@@ -78,6 +80,7 @@ class CurationWidget(QWidget):
 
         self.link.connect(self.model.layers_changed, self._on_layers)
         self._on_layers()
+        compact(self)
 
     # -- keys -----------------------------------------------------------------------------------
     def _shortcut(self, key: str, slot) -> None:
@@ -256,12 +259,13 @@ class CurationWidget(QWidget):
         return self.queue
 
     def _open_inspector(self) -> None:
-        window = getattr(self.viewer, "window", None)
-        if window is not None and hasattr(window, "add_plugin_dock_widget"):
-            try:
-                window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
-            except Exception:  # noqa: BLE001 - the review works without it
-                pass
+        try:  # a tab of the Inspect group, then back to this dock: the review goes on here
+            open_dock(self.viewer, "Annotatability spot inspector", opener=self)
+        except Exception:  # noqa: BLE001 - the review works without it
+            return
+        dock = dock_of(self)
+        if dock is not None:
+            dock.raise_()
 
     def _show(self) -> None:
         """Centre on the queue's current cell, select it (the inspector follows), describe it."""

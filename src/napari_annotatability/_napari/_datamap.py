@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ._dock import DockLink, LayerPicker, on_click
+from ._layout import compact
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class DataMapWidget(QWidget):
         self.mode.changed.connect(lambda _v: self._make_selector())
         self.figure = Figure(figsize=(3.6, 3.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(300)
+        self.canvas.setMinimumHeight(130)
         self.ax = self.figure.add_subplot(111)
         self._base = None  # the scatter (PathCollection) or the density raster (AxesImage)
         self._overlay = None  # outlines of the selected spots (a scatter; animated)
@@ -104,11 +105,9 @@ class DataMapWidget(QWidget):
         self.clear_button = QPushButton("Clear selection")
         on_click(self.clear_button, self.clear_selection)
 
-        top = QHBoxLayout()
-        top.addWidget(QLabel("cells"))
-        top.addWidget(self.layer_combo.native, 1)
-        top.addWidget(QLabel("brush"))
-        top.addWidget(self.mode.native)
+        top = QFormLayout()
+        top.addRow("cells", self.layer_combo.native)
+        top.addRow("brush", self.mode.native)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.canvas, 1)
@@ -120,6 +119,7 @@ class DataMapWidget(QWidget):
         self.link.connect(self.model.selection_changed, self._on_selection)
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
+        compact(self)
 
     # -- layers ----------------------------------------------------------------------------
     def _on_layers_changed(self, *_a) -> None:

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
 from ..core import keys
 from ..core.genes import expression
 from ._dock import DockLink, LayerPicker, show_colouring
+from ._layout import compact
 
 if TYPE_CHECKING:
     import napari
@@ -72,6 +73,7 @@ class GenesWidget(QWidget):
         self.link.connect(self.model.layers_changed, self._on_layers_changed)
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
+        compact(self)
 
     def _on_layers_changed(self, *_a) -> None:
         self.picker.refresh()

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from ..core import keys
 from ..core.quality import describe_quality, quality_cutoff_text
 from ._dock import DockLink
+from ._layout import compact, scrolling
 
 if TYPE_CHECKING:
     import napari
@@ -63,7 +64,7 @@ class InspectorWidget(QWidget):
         # (blitting: a full draw of the axes costs ~0.1 s, the line alone a few ms)
         self._background = None
         self.canvas.mpl_connect("draw_event", self._on_draw)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scrolling(self))  # scrolls rather than growing the window
         layout.addWidget(self.title)
         layout.addLayout(form)
         layout.addWidget(self.canvas)
@@ -72,6 +73,7 @@ class InspectorWidget(QWidget):
         self.link.connect(self.link.model.clicked, self._on_click)
         self.link.connect(self.link.model.selection_changed, self._on_selection)
         self.link.connect(self.link.model.results_changed, self._on_results)
+        compact(self)
 
     def _on_click(self, cell, row: int) -> None:
         """A click (no drag, pan/zoom mode) on a cell of any layer of cells shows it."""

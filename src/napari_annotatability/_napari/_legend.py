@@ -98,8 +98,12 @@ def _show_dock(viewer, legend: CategoryLegend) -> None:
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_dock_widget"):
         return
+    from ._layout import Scroll, fit_height
+
     if entry["dock"] is None:
-        entry["dock"] = window.add_dock_widget(legend, name="Annotatability legend", area="right")
+        entry["body"] = Scroll(legend)  # a long list of labels scrolls
+        entry["dock"] = window.add_dock_widget(entry["body"], name="Annotatability legend", area="right")
+    fit_height(entry["body"])  # as tall as its entries (napari gives a new dock a share of the column)
     entry["dock"].setVisible(True)
 
 

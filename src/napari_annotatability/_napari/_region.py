@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.regions import RegionSummary, region_summary
 from ._dock import DockLink, LayerPicker, on_click
+from ._layout import compact, scrolling
 from ._selection import area_shape_layers, shape_edit_finished
 from ._spatial import category_colors
 
@@ -90,12 +91,11 @@ class RegionWidget(QWidget):
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.RichText)
 
-        row = QHBoxLayout()
+        form = QFormLayout()  # one row each: three in a row cut "regions" to "regi" in a narrow dock
         for label, w in (("cells", self.layer_combo), ("regions", self.shapes_combo), ("genes", self.n_genes)):
-            row.addWidget(QLabel(label))
-            row.addWidget(w.native, 1 if label != "genes" else 0)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
+            form.addRow(label, w.native)
+        layout = QVBoxLayout(scrolling(self))  # scrolls rather than growing the window
+        layout.addLayout(form)
         layout.addWidget(self.draw_button)
         layout.addWidget(self.text)
         layout.addStretch(1)
@@ -108,6 +108,7 @@ class RegionWidget(QWidget):
         self.link.connect(self.model.layers_changed, self._on_layers_changed)
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_viewer_layers()
+        compact(self)
 
     def _disconnect_shapes(self) -> None:
         for layer, slot in self._shape_slots.values():

@@ -16,6 +16,10 @@ FIELDS = ("label_combo", "adaptive", "epochs", "lr", "batch_size", "depth", "see
           "calibrate", "noise", "rule")
 
 
+#: the fields always in view (the others are under "Advanced")
+BASIC = ("label_combo", "rule", "calibrate", "adaptive")
+
+
 def devices() -> list[str]:
     import torch
 
@@ -49,7 +53,8 @@ class TrainingForm:
         self.label_combo = ComboBox(label="annotation", choices=self._label_choices, nullable=True)
         # the adaptive recipe derives epochs (a step budget) and the learning rate (from the input
         # scale) from the data (core.recipes); the fields then show what it chose, greyed out
-        self.adaptive = CheckBox(text="adaptive recipe (epochs and learning rate from the data)", value=True)
+        self.adaptive = CheckBox(text="adaptive recipe", value=True)
+        self.adaptive.tooltip = "epochs and learning rate from the data (shown greyed out under Advanced)"
         self.epochs = SpinBox(label="epochs", value=100, min=1, max=5000)
         self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-5, max=1.0, step=1e-4)
         self.epochs.tooltip = "with the adaptive recipe: about 1000 optimisation steps (20 to 1000 epochs)"
@@ -57,21 +62,33 @@ class TrainingForm:
         self.batch_size = SpinBox(label="batch size", value=256, min=8, max=65536, step=32)
         self.depth = ComboBox(label="depth", choices=[3, 4, 5], value=3)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
-        self.n_seeds = SpinBox(label="seeds (ensemble)", value=1, min=1, max=20)
+        self.n_seeds = SpinBox(label="seeds", value=1, min=1, max=20)
         self.n_seeds.tooltip = ("train this many networks (seed, seed + 100, ...) and average their scores: "
                                 "steadier scores on small datasets, n times the training time")
         self.device = ComboBox(label="device", choices=devices(), value="auto")
-        self.calibrate = CheckBox(text="calibrate cut-offs by noise injection", value=True)
+        self.calibrate = CheckBox(text="calibrate cut-offs", value=True)
+        self.calibrate.tooltip = "calibrate the category cut-offs by noise injection (flip a known fraction of labels)"
         self.noise = FloatSpinBox(label="noise fraction", value=0.1, min=0.01, max=0.5, step=0.01)
         self.rule = ComboBox(label="category rule", choices=list(RULES), value=RULES[0])
         self.rule.tooltip = ("calibrated: erroneous = label quality at or below the calibrated cut-off, ambiguous = "
                              "the network cannot settle the spot; paper: the published rule on confidence and "
                              "variability")
-        self.container = Container(widgets=[self.layer_combo, *(getattr(self, f) for f in FIELDS)])
+        # what most trainings change stays in view; the rest folds away (the dock fits a laptop screen)
+        self.container = Container(widgets=[self.layer_combo, *(getattr(self, f) for f in BASIC)])
+        self.advanced = Container(widgets=[getattr(self, f) for f in FIELDS if f not in BASIC])
+        self.container.margins = self.advanced.margins = (0, 0, 0, 0)  # the dock's layout has its own
         self.lr.native.setDecimals(5)
         self.adaptive.changed.connect(lambda _v: self.show_recipe())
         self.batch_size.changed.connect(lambda _v: self.show_recipe())
         self.calibrate.changed.connect(lambda v: setattr(self.noise, "enabled", bool(v)))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.container.enabled)
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self.container.enabled = self.advanced.enabled = bool(value)
 
     def _label_choices(self, _widget=None) -> list[str]:
         layer = self.layer_combo.value if hasattr(self, "layer_combo") else None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError, TrainingCancelled
@@ -20,6 +21,7 @@ from ..core.rules import describe_categories
 from ._dock import DockLink, LayerPicker, on_click, show_colouring
 from ._export import EXPORT_FILTERS, ask_export_path, ask_figure_path, export_layer
 from ._export import save_figure as _save_figure
+from ._layout import compact, open_dock, scrolling
 from ._legend import viewer_legend
 from ._live import DRAW_PROBE_S, LIVE_DUTY, LIVE_SPOTS_PER_SECOND, LiveRecolour, live_interval
 from ._serial import SerialSlots
@@ -129,14 +131,20 @@ class AnnotatabilityWidget(QWidget):
                                       "with their values (.geojson: QuPath, geopandas) or cell groups "
                                       "(.groups.csv: Xenium Explorer)")
         on_click(self.export_button, self._ask_export_path)
-        self.figure_button = QPushButton("Save figure (PNG)...")
+        self.figure_button = QPushButton("Save figure...")
+        self.figure_button.setToolTip("the canvas as it is now, as a PNG")
         on_click(self.figure_button, self._ask_figure_path)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        self.advanced = QCollapsible("Advanced")
+        self.advanced.addWidget(self.form.advanced.native)
+        self.advanced.setDuration(0)  # no animation: it fits or scrolls at once
+        layout = QVBoxLayout(scrolling(self))  # scrolls rather than growing the window past the screen
+        layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.form.container.native)
+        layout.addWidget(self.advanced)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Colour cells by:"))
@@ -154,6 +162,7 @@ class AnnotatabilityWidget(QWidget):
         self._reset_choices()
         _TRAINING[self.viewer] = self
         self.link.on_close(self._closed)
+        compact(self)
 
     def _closed(self) -> None:
         """Closed: other docks no longer train through this widget (a running training goes on)."""
@@ -277,7 +286,7 @@ class AnnotatabilityWidget(QWidget):
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.form.container.enabled = not running
+        self.form.enabled = not running
         if not running:
             self.epochs.enabled = self.lr.enabled = not bool(self.adaptive.value)
         self._update_color_buttons()
@@ -384,14 +393,8 @@ class AnnotatabilityWidget(QWidget):
         self.training_finished.emit()
 
     def open_dock(self, name: str):
-        """Open (or show again) one of the plugin's docks; returns its widget."""
-        window = getattr(self.viewer, "window", None)
-        if window is None or not hasattr(window, "add_plugin_dock_widget"):
-            return None
-        dock, widget = window.add_plugin_dock_widget("napari-annotatability", name)
-        dock.setVisible(True)
-        dock.raise_()
-        return widget
+        """Open (or show again) one of the plugin's docks, as a tab of the Inspect group; its widget."""
+        return open_dock(self.viewer, name, opener=self)
 
     # -- mask <-> points -------------------------------------------------------------------------
     def toggle_points(self, layer=None):
