@@ -194,6 +194,10 @@ class CellLayer:
             self._zoom_set = float(camera.zoom)
         camera.center = tuple(float(v) for v in self.world_position(row))
 
+    def diameter(self, row: int) -> float:
+        """The diameter of the cell of obs ``row`` in world units (a typical one for a mask's cells)."""
+        return self._diameter_of(row)
+
     def _diameter_of(self, row: int) -> float:
         return self.cell_diameter()
 

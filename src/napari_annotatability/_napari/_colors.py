@@ -145,6 +145,7 @@ def color_by(layer, adata, key: str) -> dict[str, str] | None:
             raise KeyError(f"{key!r} is not in the AnnData's obs")
         layer.face_color = rgba_from(col.astype(str).to_numpy(), colors)
         layer.face_colorbar.visible = False
+        layer.metadata["colorbar"] = None
         return colors
     values = col.to_numpy(dtype=float)
     lo, hi = CONTINUOUS_RANGE.get(key, (np.nanmin(values), np.nanmax(values)))
@@ -155,4 +156,7 @@ def color_by(layer, adata, key: str) -> dict[str, str] | None:
     layer.face_contrast_limits = (float(lo), float(hi))
     layer.refresh_colors(update_color_mapping=False)
     layer.face_colorbar.visible = True
+    # napari's colorbar has no title: the legend dock names it (see _dock.show_colouring)
+    layer.metadata["colorbar"] = {"key": key, "colormap": COLORMAPS.get(key, "viridis"),
+                                  "limits": (float(lo), float(hi))}
     return None

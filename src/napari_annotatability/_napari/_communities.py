@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
 from magicgui.widgets import Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = ["CommunitiesWidget"]
+
+_WAITING = "Train first (Annotatability widget): the graph needs the confidence scores."
 
 
 def _graph_job(adata, params: dict):
@@ -53,7 +56,7 @@ class CommunitiesWidget(QWidget):
                                        self.resolution, self.seed])
         self.run_button = QPushButton("Build graph and communities")
         on_click(self.run_button, self.run)
-        self.status = QLabel("Train first (Annotatability widget): the graph needs the confidence scores.")
+        self.status = QLabel(_WAITING)
         self.status.setWordWrap(True)
         layout = QVBoxLayout(scrolling(self))  # scrolls rather than growing the window
         layout.addWidget(self.form.native)
@@ -67,6 +70,9 @@ class CommunitiesWidget(QWidget):
 
     def _reset(self, *_a) -> None:
         self.picker.refresh()
+        if self.worker is None and self.status.text().startswith(("Train first", "Scored: ")):
+            self.status.setText(_WAITING if self.layer_combo.value is None else
+                                "Scored: press Build graph and communities.")
 
     def run(self, *, start: bool = True):
         """Build the graph in a worker thread; returns the worker (None without a scored layer)."""
@@ -103,8 +109,9 @@ class CommunitiesWidget(QWidget):
         adata = layer.metadata["adata"]
         for k in (keys.CONNECTIVITIES, keys.DISTANCES):
             adata.obsp[k] = light.obsp[k]
-        adata.obs[keys.COMMUNITY] = light.obs[keys.COMMUNITY].to_numpy()
-        adata.obs[keys.COMMUNITY] = adata.obs[keys.COMMUNITY].astype("category")
+        # keep Leiden's categories (0, 1, 2, ... 10): a bare astype("category") sorts them as text
+        adata.obs[keys.COMMUNITY] = pd.Categorical(light.obs[keys.COMMUNITY].to_numpy(),
+                                                   categories=light.obs[keys.COMMUNITY].cat.categories)
         adata.uns[f"{keys.COMMUNITY}_colors"] = list(light.uns[f"{keys.COMMUNITY}_colors"])
         info = adata.uns.setdefault(keys.UNS, {})
         info["graph"] = dict(light.uns[keys.UNS]["graph"])

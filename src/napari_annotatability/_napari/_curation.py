@@ -78,7 +78,9 @@ class CurationWidget(QWidget):
             self._shortcut(str(k), lambda k=k: self.relabel_current(index=k - 1))
         self.viewer_keys = bind_viewer_keys(self.viewer, self, self.link)
 
+        self._run = None  # the training run (its uns record) the open review was built from
         self.link.connect(self.model.layers_changed, self._on_layers)
+        self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers()
         compact(self)
 
@@ -126,6 +128,17 @@ class CurationWidget(QWidget):
                     self.key_combo.value = key
                     break
         self._reset_queue()
+
+    def _on_results(self, cell) -> None:
+        """New results on the curated table: a new training makes the open review stale."""
+        if self.cells is None or cell.adata is not self.cells.adata or cell.training:
+            return
+        run = id(cell.adata.uns.get(keys.UNS))
+        if run != self._run:
+            self._run = run
+            self.queue = None  # built from the categories before; the retrain panel keeps its comparison
+        self._refresh_labels()
+        self._update()
 
     def _reset_queue(self) -> None:
         self.queue = None
@@ -193,6 +206,9 @@ class CurationWidget(QWidget):
         cur = self._curations.get(ident)
         self.edits.setText(f"{cur.n_edits} edits" if cur is not None else "no edits")
         if q is None or cells is None:
+            scored = cells is not None and keys.CATEGORY in cells.adata.obs
+            self.progress.setText("Pick which cells to review and press Start review." if scored else
+                                  "Train first (Annotatability widget), then start a review of the suspicious cells.")
             self.info.setText("")
             return
         if not len(q):
@@ -242,6 +258,7 @@ class CurationWidget(QWidget):
                 self.queue = ReviewQueue.build(cells.adata, picked)
             else:
                 self.queue = ReviewQueue.build(cells.adata, source)
+            self._run = id(cells.adata.uns.get(keys.UNS))
             if cells.n != cells.adata.n_obs:  # a layer of one section: review the cells it shows
                 q = self.queue
                 self.queue = ReviewQueue(q.cells[cells.positions(q.cells) >= 0], description=q.description)

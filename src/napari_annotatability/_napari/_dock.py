@@ -124,13 +124,14 @@ class LayerPicker:
 
 
 def show_colouring(viewer, cell, key: str, colors: dict | None) -> None:
-    """The legend of a colouring: categories with their counts, a mask's colorbar, or none.
+    """The legend of a colouring: categories with their counts, or a colorbar with its title.
 
-    Spots on a colormap show napari's own colorbar; a mask has none, so the legend dock draws it.
+    A mask has no colorbar of napari's; spots on a colormap have napari's, without a title: the
+    legend dock draws one, titled, for both.
     """
     from ._legend import hide_legend, show_colorbar, show_legend
 
-    bar = cell.layer.metadata.get("colorbar") if cell.kind == "cells" else None
+    bar = cell.layer.metadata.get("colorbar")
     if colors is not None:
         show_legend(viewer, key, colors, cell.counts(key))
     elif bar:

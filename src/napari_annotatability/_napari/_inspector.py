@@ -15,7 +15,14 @@ from ._layout import compact, scrolling
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["InspectorWidget"]
+__all__ = ["InspectorWidget", "MARKER_NAME"]
+
+#: the layer that rings the inspected cell on the canvas
+MARKER_NAME = "inspected cell"
+MARKER_COLOR = "#ffff00"
+#: the ring's diameter, in cell diameters, and its line width (relative to its size)
+MARKER_SCALE = 1.8
+MARKER_BORDER = 0.15
 
 FIELDS = (
     ("annotated label", None),
@@ -73,7 +80,39 @@ class InspectorWidget(QWidget):
         self.link.connect(self.link.model.clicked, self._on_click)
         self.link.connect(self.link.model.selection_changed, self._on_selection)
         self.link.connect(self.link.model.results_changed, self._on_results)
+        self.marker = None  # the ring around the inspected cell
+        self.link.on_close(self._remove_marker)
         compact(self)
+
+    # -- the marker on the canvas ---------------------------------------------------------------
+    def _mark(self, cell, row: int) -> None:
+        """Ring the inspected cell on the canvas (a one-point layer of its own, not selectable)."""
+        try:
+            pos = np.asarray(cell.world_position(row), dtype=float)[-2:]
+            diameter = float(cell.diameter(row)) or float(cell.cell_diameter())
+        except (IndexError, ValueError, AttributeError):
+            return
+        size = max(diameter * MARKER_SCALE, 1.0)
+        marker = self.marker
+        if marker is None or marker not in self.viewer.layers:
+            layers = self.viewer.layers
+            active = layers.selection.active
+            marker = self.viewer.add_points(
+                pos[None, :], name=MARKER_NAME, size=size, face_color="transparent", border_color=MARKER_COLOR,
+                border_width=MARKER_BORDER, border_width_is_relative=True, opacity=1.0, blending="translucent")
+            marker.editable = False
+            self.marker = marker
+            layers.selection.active = active  # the marker is not what the user works on
+        else:
+            marker.data = pos[None, :]
+            marker.size = size
+        marker.visible = True
+        marker.refresh()
+
+    def _remove_marker(self) -> None:
+        marker, self.marker = self.marker, None
+        if marker is not None and marker in self.viewer.layers:
+            self.viewer.layers.remove(marker)
 
     def _on_click(self, cell, row: int) -> None:
         """A click (no drag, pan/zoom mode) on a cell of any layer of cells shows it."""
@@ -101,6 +140,9 @@ class InspectorWidget(QWidget):
         if label_key is None and layer.metadata.get("color_by") in obs:
             label_key = layer.metadata["color_by"]  # not trained yet: the annotation on show
         self.title.setText(f"<b>{adata.obs_names[index]}</b> ({layer.name}, cell {index})")
+        cell = self.link.model.get(layer)
+        if cell is not None:
+            self._mark(cell, index)
         for name, key in FIELDS:
             key = key or label_key
             if key == "thresholds:label_quality":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-__all__ = ["CategoryLegend", "viewer_legend", "show_legend", "hide_legend", "show_colorbar", "gradient_css"]
+__all__ = ["CategoryLegend", "natural_order", "viewer_legend", "show_legend", "hide_legend", "show_colorbar", "gradient_css"]
 
 
 class CategoryLegend(QWidget):
@@ -58,7 +59,8 @@ class CategoryLegend(QWidget):
         self.colorbar = None
         self._title.setText(title)
         counts = counts or {}
-        self.entries = [(name, color, int(counts.get(name, 0))) for name, color in colors.items()]
+        names = natural_order(list(colors))
+        self.entries = [(name, colors[name], int(counts.get(name, 0))) for name in names]
         for row, (name, color, count) in enumerate(self.entries):
             swatch = QFrame()
             swatch.setFixedSize(14, 14)
@@ -68,6 +70,22 @@ class CategoryLegend(QWidget):
             num = QLabel(str(count) if counts else "")
             num.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self._grid.addWidget(num, row, 2)
+
+
+def _natural_key(name: str) -> list:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part]
+
+
+def natural_order(names: list[str]) -> list[str]:
+    """``names`` in natural order (2 before 10) when they came sorted as text, else as given.
+
+    A categorical column read from a file or made by ``astype('category')`` sorts its categories
+    as text (0, 1, 10, 2); an order chosen on purpose (correct, ambiguous, erroneous) is kept.
+    """
+    names = [str(n) for n in names]
+    if names != sorted(names):
+        return names
+    return sorted(names, key=_natural_key)
 
 
 def gradient_css(colormap: str, stops: int = 11) -> str:

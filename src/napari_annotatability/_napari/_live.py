@@ -36,9 +36,10 @@ class LiveRecolour:
     (the benchmarks read both).
     """
 
-    def __init__(self, cells, key: str = keys.CONFIDENCE) -> None:
+    def __init__(self, cells, key: str = keys.CONFIDENCE, on_first=None) -> None:
         self.cells = list(cells)
         self.key = key
+        self._on_first = on_first  # e.g. show the live colouring's titled colorbar
         self.count = 0
         self.costs: list[float] = []
         self._at = float("-inf")
@@ -60,6 +61,8 @@ class LiveRecolour:
             # the first colouring sets up the colormap and colorbar: a one-off cost that must not
             # throttle the recolours after it (a 1 s training would show only this one)
             self._first = False
+            if self._on_first is not None:
+                self._on_first()
             return True
         self._at = time.perf_counter()
         self._cost = self._at - start

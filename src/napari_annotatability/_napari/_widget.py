@@ -262,7 +262,7 @@ class AnnotatabilityWidget(QWidget):
         self._open_progress(cell.adata, label)
         self._started_at = time.perf_counter()
         self._training_layer = cell.layer
-        self.live = LiveRecolour(self.model.sharing(cell.adata))
+        self.live = LiveRecolour(self.model.sharing(cell.adata), on_first=self._show_live_colorbar)
         for other in self.live.cells:
             other.layer.metadata["training"] = True  # writers refuse to export a half result
         self._set_running(True)
@@ -322,6 +322,15 @@ class AnnotatabilityWidget(QWidget):
         self.status.setText(f"{text.get(p.stage, p.stage)}: epoch {p.epoch}/{p.n_epochs}{loss}")
         if p.stage == "training" and p.confidence is not None and self.live is not None:
             self.live.update(p.confidence)
+
+    def _show_live_colorbar(self) -> None:
+        """The legend names what the cells show while training (napari's colorbar has no title)."""
+        from ._colors import CONTINUOUS_RANGE, COLORMAPS
+        from ._legend import show_colorbar
+
+        key = keys.CONFIDENCE
+        show_colorbar(self.viewer, f"{key} (training, live)", COLORMAPS.get(key, "viridis"),
+                      CONTINUOUS_RANGE[key])
 
     def _cells_trained(self) -> list:
         return [c for c in (self.live.cells if self.live is not None else []) if c.is_open()]
