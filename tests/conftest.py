@@ -52,11 +52,24 @@ needs_display = pytest.mark.skipif(
 )
 
 
-def train_and_wait(widget, qtbot, epochs: int, *, calibrate: bool = True, timeout: int = 120_000) -> None:
-    """Train the Annotatability widget for ``epochs`` (adaptive recipe off) and wait for the end."""
-    widget.adaptive.value = False
-    widget.epochs.value = epochs
+def click(qtbot, button) -> None:
+    """A left click on a Qt button, as a person's (Qt's ``clicked(checked)`` and all)."""
+    from qtpy.QtCore import Qt
+
+    assert button.isEnabled(), f"{button.text()!r} is greyed out"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def train_and_wait(widget, qtbot, epochs: int | None, *, calibrate: bool = True, timeout: int = 180_000) -> None:
+    """Click Train on the Annotatability widget and wait, under Qt's event loop, for the end.
+
+    ``epochs`` turns the adaptive recipe off (None keeps the widget's recipe).  Fails when the
+    click starts no training (the wait for ``training_finished`` then times out).
+    """
+    if epochs is not None:
+        widget.adaptive.value = False
+        widget.epochs.value = epochs
     widget.calibrate.value = calibrate
-    worker = widget.train(start=False)
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        worker.start()
+    with qtbot.waitSignal(widget.training_finished, timeout=timeout):
+        click(qtbot, widget.train_button)
+        assert widget.is_training, "the click on Train started no training"

@@ -25,11 +25,11 @@ from qtpy.QtWidgets import (
 
 from ..core import keys
 from ..core.curation import Curation, ReviewQueue
+from ..core.labels import annotation_columns
 from ..core.errors import AnnotatabilityError
 from ..core.quality import describe_quality
 from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer
-from ._colors import is_categorical
-from ._dock import DockLink, LayerPicker
+from ._dock import DockLink, LayerPicker, refresh_on_open
 from ._curation_keys import DOCK_KEYS, bind_viewer_keys
 from ._curation_ui import GROUP_CHOICES, QUEUE_CHOICES, build_panels
 from ._layout import compact, dock_of, open_dock
@@ -62,6 +62,7 @@ class CurationWidget(QWidget):
         self.key_combo = ComboBox(label="annotation", choices=self._keys, nullable=True)
         self.layer_combo.changed.connect(self._on_layer)
         self.key_combo.changed.connect(lambda _v: self._reset_queue())
+        refresh_on_open(self.key_combo, self.key_combo.reset_choices)
         top = QGridLayout()
         top.addWidget(QLabel("cells"), 0, 0)
         top.addWidget(self.layer_combo.native, 0, 1)
@@ -93,14 +94,11 @@ class CurationWidget(QWidget):
 
     # -- choices --------------------------------------------------------------------------------
     def _keys(self, _w=None) -> list[str]:
+        """The annotations (the engine's rule, ``core.labels``), less the curated copies made here."""
         layer = self.layer_combo.value if hasattr(self, "layer_combo") else None
         if layer is None:
             return []
-        obs = layer.metadata["adata"].obs
-        derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY, keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE}
-        curated = {keys.curated_key(c) for c in obs.columns}  # copies made here, not annotations
-        return [c for c in obs.columns if c not in derived and c not in curated
-                and is_categorical(obs[c]) and obs[c].dtype != bool and 2 <= obs[c].nunique() <= 200]
+        return annotation_columns(layer.metadata["adata"].obs, exclude_curated=True)
 
     def _on_layers(self, *_a) -> None:
         was = self.cells

@@ -13,7 +13,7 @@ from qtpy.QtCore import QEvent, QObject
 
 from ._model import cell_model
 
-__all__ = ["DockLink", "LayerPicker", "on_click", "show_colouring"]
+__all__ = ["DockLink", "LayerPicker", "on_click", "refresh_on_open", "show_colouring"]
 
 
 def on_click(button, func, *args, **kwargs) -> None:
@@ -25,6 +25,29 @@ def on_click(button, func, *args, **kwargs) -> None:
     through this adapter.
     """
     button.clicked.connect(lambda *_checked: func(*args, **kwargs))
+
+
+class _OnOpen(QObject):
+    """Calls ``refresh()`` just before a combo box's list opens (a click or a key on it)."""
+
+    def __init__(self, combo, refresh) -> None:
+        super().__init__(combo)
+        self._refresh = refresh
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.KeyPress):
+            self._refresh()
+        return False
+
+
+def refresh_on_open(combo, refresh) -> None:
+    """Refresh a (magicgui) combo box's choices whenever the user opens it.
+
+    An AnnData does not say when a column is added to ``obs`` (from a notebook, an import): the
+    list is brought up to date as it opens, so a new annotation is there without a reload.
+    """
+    native = getattr(combo, "native", combo)
+    native.installEventFilter(_OnOpen(native, refresh))
 
 
 class DockLink(QObject):

@@ -7,7 +7,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.rules import RULES
-from ._colors import is_categorical
+from ._dock import refresh_on_open
 
 __all__ = ["TrainingForm", "label_choices", "make_worker", "expected_epochs", "devices", "FIELDS"]
 
@@ -33,16 +33,10 @@ def devices() -> list[str]:
 
 
 def label_choices(obs) -> list[str]:
-    """obs columns that can be trained on: categorical, 2 to 200 classes, not a result of ours."""
-    derived = {keys.CATEGORY, keys.SUGGESTED_LABEL, keys.COMMUNITY, keys.CATEGORY_BEFORE, keys.CATEGORY_CHANGE}
-    out = []
-    for col in obs.columns:
-        if col in derived or not is_categorical(obs[col]) or obs[col].dtype == bool:
-            continue
-        n = obs[col].nunique()
-        if 2 <= n <= max(2, min(200, len(obs) // 2)):
-            out.append(col)
-    return out
+    """obs columns that can be trained on: the engine's rule (``core.labels``), as the CLI applies it."""
+    from ..core.labels import annotation_columns
+
+    return annotation_columns(obs)
 
 
 class TrainingForm:
@@ -74,6 +68,8 @@ class TrainingForm:
                              "the network cannot settle the spot; paper: the published rule on confidence and "
                              "variability")
         # what most trainings change stays in view; the rest folds away (the dock fits a laptop screen)
+        # columns added to the table since (from Python, an import) appear when the list is opened
+        refresh_on_open(self.label_combo, lambda: self.pick_label(self.label_combo.value))
         self.container = Container(widgets=[self.layer_combo, *(getattr(self, f) for f in BASIC)])
         self.advanced = Container(widgets=[getattr(self, f) for f in FIELDS if f not in BASIC])
         self.container.margins = self.advanced.margins = (0, 0, 0, 0)  # the dock's layout has its own

@@ -34,6 +34,7 @@ from .errors import (
 from .genes import gene_association, gene_scores, mid_indicator, top_genes
 from .graph import communities, trainability_graph, trainability_umap
 from .io import read_h5ad, write_h5ad
+from .labels import annotation_columns, annotation_problem
 from .platforms import ACCEPTED, detect, read_sdata, read_table, table_from_sdata
 from .pipeline import ScoreResult, iter_score, score, summary, suspicious_cells
 from .preprocess import looks_like_counts, preprocess
@@ -62,4 +63,5 @@ __all__ = [
     "RULES", "ERRONEOUS_PERCENTILE", "ERRONEOUS_PRECISION", "AMBIGUOUS_QUANTILE", "AMBIGUOUS_SECOND", "AMBIGUOUS_VARIABILITY", "categories_from_signals",
     "describe_categories", "second_probability", "ambiguous_cutoff",
     "Curation", "CurationComparison", "ReviewQueue", "compare_categories", "review_order",
+    "annotation_columns", "annotation_problem",
 ]

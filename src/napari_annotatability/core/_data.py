@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from .errors import AnnotatabilityInputError, RawCountsWarning
+from .labels import annotation_problem
 
 __all__ = ["get_labels", "get_matrix", "RowSource", "BackedMatrix", "looks_like_counts", "resolve_device"]
 
@@ -49,19 +50,12 @@ def get_labels(adata, key: str, *, min_classes: int = 2) -> tuple[np.ndarray, pd
             f"{n_missing} of {adata.n_obs} cells have no label (NaN) in obs[{key!r}]; "
             "drop or fill them before training"
         )
+    problem = annotation_problem(adata.obs, key, min_classes=min_classes)  # the widget offers by the same rule
+    if problem is not None:
+        raise AnnotatabilityInputError(problem)
     cat = col.astype("category") if not isinstance(col.dtype, pd.CategoricalDtype) else col
     cat = cat.cat.remove_unused_categories()
     classes = cat.cat.categories
-    if len(classes) > max(100, adata.n_obs // 2):
-        raise AnnotatabilityInputError(
-            f"obs[{key!r}] has {len(classes)} distinct labels for {adata.n_obs} cells: that is not an "
-            "annotation (a continuous or per-cell column?); pick a column of cell types or states"
-        )
-    if len(classes) < min_classes:
-        raise AnnotatabilityInputError(
-            f"obs[{key!r}] has {len(classes)} distinct label(s) ({', '.join(map(str, classes))}); "
-            f"training needs at least {min_classes}"
-        )
     return cat.cat.codes.to_numpy().astype(np.int64), pd.Index(classes)
 
 
