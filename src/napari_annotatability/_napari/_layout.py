@@ -126,7 +126,9 @@ def open_dock(viewer, name: str, opener: QWidget | None = None):
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_plugin_dock_widget"):
         return None
-    group = _GROUPS.setdefault(viewer, _Group())
+    from ._model import real_viewer
+
+    group = _GROUPS.setdefault(real_viewer(viewer), _Group())
     dock, widget = window.add_plugin_dock_widget(PLUGIN, name)
     main = dock.parentWidget()
     if group.docks.get(name) is not dock and hasattr(main, "tabifyDockWidget"):

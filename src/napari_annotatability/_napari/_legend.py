@@ -103,8 +103,15 @@ def gradient_css(colormap: str, stops: int = 11) -> str:
 _DOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _real(viewer):
+    from ._model import real_viewer
+
+    return real_viewer(viewer)
+
+
 def viewer_legend(viewer) -> CategoryLegend:
     """The viewer's legend widget (created, not yet docked, on first use)."""
+    viewer = _real(viewer)
     entry = _DOCKS.get(viewer)
     if entry is None:
         entry = _DOCKS[viewer] = {"legend": CategoryLegend(), "dock": None}
@@ -112,6 +119,7 @@ def viewer_legend(viewer) -> CategoryLegend:
 
 
 def _show_dock(viewer, legend: CategoryLegend) -> None:
+    viewer = _real(viewer)
     entry = _DOCKS[viewer]
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_dock_widget"):
@@ -141,6 +149,6 @@ def show_colorbar(viewer, title: str, colormap: str, limits: tuple[float, float]
 
 def hide_legend(viewer) -> None:
     """Hide the legend (the spots now use a colormap with napari's colorbar)."""
-    entry = _DOCKS.get(viewer)
+    entry = _DOCKS.get(_real(viewer))
     if entry is not None and entry["dock"] is not None:
         entry["dock"].setVisible(False)

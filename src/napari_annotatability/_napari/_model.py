@@ -22,14 +22,27 @@ from ._cell_kinds import MaskCells, SpotCells
 from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer, is_cell_layer, view_camera
 from ._selection import area_shape_layers, shape_edit_finished
 
-__all__ = ["CellModel", "cell_model", "cell_layer", "is_cell_layer", "CellLayer", "SpotCells", "MaskCells",
+__all__ = ["CellModel", "cell_model", "real_viewer", "cell_layer", "is_cell_layer", "CellLayer", "SpotCells", "MaskCells",
            "view_camera", "DEFAULT_SPOTS_ACROSS"]
 
 _MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def real_viewer(viewer):
+    """The viewer itself, not the ``PublicOnlyProxy`` napari hands a plugin's docks.
+
+    Each dock gets a proxy of its own, and what a proxy returns is proxied too: a layer added
+    through one is not the object the viewer's layer list holds (a model keyed by ``id(layer)``
+    missed the centroid layer it had just added), and a registry keyed by a proxy lives only as
+    long as that proxy.  Registries and the model hold the viewer itself; no private attribute is
+    read through it.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def cell_model(viewer) -> CellModel:
     """The cell model of ``viewer`` (made on first use, one per viewer)."""
+    viewer = real_viewer(viewer)
     model = _MODELS.get(viewer)
     if model is None:
         model = _MODELS[viewer] = CellModel(viewer)

@@ -23,6 +23,7 @@ from ._export import EXPORT_FILTERS, ask_export_path, ask_figure_path, export_la
 from ._export import save_figure as _save_figure
 from ._layout import compact, open_dock, scrolling
 from ._legend import viewer_legend
+from ._model import real_viewer
 from ._live import DRAW_PROBE_S, LIVE_DUTY, LIVE_SPOTS_PER_SECOND, LiveRecolour, live_interval
 from ._serial import SerialSlots
 from ._training import FIELDS, TrainingForm, expected_epochs, make_worker
@@ -39,7 +40,7 @@ _TRAINING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def training_widget(viewer) -> AnnotatabilityWidget | None:
     """The Annotatability training widget docked in ``viewer``, if any."""
-    return _TRAINING.get(viewer)
+    return _TRAINING.get(real_viewer(viewer))
 
 
 #: colour-by buttons: (text, feature key or None for the annotation itself)
@@ -160,14 +161,14 @@ class AnnotatabilityWidget(QWidget):
         self.link.connect(self.model.layers_changed, self._reset_choices)
         self.link.connect(self.model.results_changed, self._on_results)
         self._reset_choices()
-        _TRAINING[self.viewer] = self
+        _TRAINING[real_viewer(self.viewer)] = self
         self.link.on_close(self._closed)
         compact(self)
 
     def _closed(self) -> None:
         """Closed: other docks no longer train through this widget (a running training goes on)."""
-        if _TRAINING.get(self.viewer) is self:
-            del _TRAINING[self.viewer]
+        if _TRAINING.get(real_viewer(self.viewer)) is self:
+            del _TRAINING[real_viewer(self.viewer)]
 
     # -- choices ---------------------------------------------------------------------------
     @property
