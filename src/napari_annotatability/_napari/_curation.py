@@ -215,6 +215,11 @@ class CurationWidget(QWidget):
             return
         self.progress.setText(f"{q.progress()} · cell {q.position + 1} of {len(q)}")
         self.info.setText(self._describe(cells, cur, q.current))
+        # as tall as its wrapped lines need (grown only: no relayout at every step of the review)
+        need = self.info.heightForWidth(max(self.info.width(), 1))
+        if need > self.info.minimumHeight():
+            self.info.setMinimumHeight(need)
+            self.info.updateGeometry()
 
     def _describe(self, cells, cur: Curation | None, cell: int) -> str:
         adata = cells.adata

@@ -56,6 +56,7 @@ class InspectorWidget(QWidget):
         form = QFormLayout()
         for name, _ in FIELDS:
             self.values[name] = QLabel("—")
+            self.values[name].setWordWrap(True)  # "0.001, rank 1 of 3 005 (lowest first)" in a narrow dock
             form.addRow(name, self.values[name])
         # fixed margins, not tight_layout: a tight layout costs ~0.35 s a draw, and the review queue
         # of the curation dock redraws the inspector at every step

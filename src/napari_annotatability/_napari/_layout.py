@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 
-from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QDockWidget, QFrame, QLabel, QScrollArea, QTabBar, QVBoxLayout, QWidget
 
 __all__ = ["PLUGIN", "TALL_SCREEN", "COLUMN_SHARE", "Scroll", "scrolling", "compact", "open_dock", "short_title", "fit_height", "fit_to_screen",
@@ -51,6 +51,23 @@ class Scroll(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setWidget(inner)
+        inner.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        # the content's minimum grew (a label got more lines): Qt's resizable scroll area does not
+        # hear of it and keeps the content at its old height, squeezing the rows over each other
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self._refit)
+        return False
+
+    def _refit(self) -> None:
+        inner = self.widget()
+        if inner is None:
+            return
+        need = inner.minimumSizeHint().height()
+        if inner.height() < need:
+            inner.resize(self.viewport().width(), max(need, self.viewport().height()))
+        self.updateGeometry()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         inner = self.widget()
