@@ -52,7 +52,10 @@ class GenesWidget(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in range(1, 1 + len(COLUMNS)):  # the scores as wide as their numbers: all in view in a narrow dock
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellClicked.connect(lambda row, _col: self.show_gene(self.table.item(row, 0).text()))
         self.info = QLabel("Train first (Annotatability widget): the table needs the gene-association scores.")
         self.info.setWordWrap(True)

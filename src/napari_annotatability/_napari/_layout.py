@@ -21,8 +21,10 @@ __all__ = ["PLUGIN", "TALL_SCREEN", "COLUMN_SHARE", "Scroll", "scrolling", "comp
 
 PLUGIN = "napari-annotatability"
 #: available screen height (px) from which the Inspect docks get a tab group of their own below
-#: the dock that opened them; on a smaller screen they are tabs beside it
-TALL_SCREEN = 1000
+#: the dock that opened them; on a smaller screen they are tabs beside it.  The split needs the
+#: training dock whole (~480 px), the group at its minimum (~340) and the legend (~140), with
+#: title bars: at 1000 px the training dock scrolled
+TALL_SCREEN = 1040
 #: the share of the window's width the Inspect column is given (at least its docks' minimum): with
 #: napari's own layer controls on the left (320 px), 0.22 leaves the canvas half of a 1280-px window
 COLUMN_SHARE = 0.22
@@ -151,6 +153,8 @@ def open_dock(viewer, name: str, opener: QWidget | None = None):
     if group.docks.get(name) is not dock and hasattr(main, "tabifyDockWidget"):
         opener_dock = dock_of(opener)
         _place(main, dock, group, name, opener_dock)
+        if opener_dock is not None and opener_dock.windowTitle().endswith(f" ({PLUGIN})"):
+            opener_dock.setWindowTitle(opener_dock.windowTitle()[: -len(PLUGIN) - 3])  # its tab: "Annotatability"
         group.docks[name] = dock
         _set_title(dock, name)
         _narrow(main, [d for d in (dock, opener_dock) if d is not None])
