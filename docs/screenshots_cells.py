@@ -3,16 +3,19 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots_cells.py
 
 Opens the *synthetic cells* sample (a SpatialData store: DAPI + membrane pyramid, cell mask, a
-table with planted mislabels) the way *File ▸ Open Sample* does, trains on ``label`` in the
+table with planted mislabels) the way *File ▸ Open Sample* does, clicks Train on ``label`` in the
 widget, and saves the cells coloured by category on the mask, then a zoom on a planted mislabel
 selected (its outline) with the spot inspector, the cursor resting on it (the status bar names it).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "images"
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "images"
+sys.path.insert(0, str(HERE))
 
 
 def main() -> None:
@@ -20,8 +23,8 @@ def main() -> None:
     import numpy as np
     from napari.layers import Layer
     from PIL import Image
-    from qtpy.QtWidgets import QApplication
 
+    from _clicks import click, wait
     from napari_annotatability._napari._colors import is_mask_layer
     from napari_annotatability._napari._model import cell_layer
     from napari_annotatability._napari._sample import synthetic_cells
@@ -32,22 +35,19 @@ def main() -> None:
     viewer.window.resize(1500, 950)
     for data in synthetic_cells():
         viewer.add_layer(Layer.create(*data))
-    app = QApplication.instance()
 
     def save(name):
-        for _ in range(30):
-            app.processEvents()
+        wait(ms=600)
         Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB").save(
             OUT / name, optimize=True)
 
     _, widget = viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability")
     mask = next(lyr for lyr in viewer.layers if is_mask_layer(lyr))
-    widget.train_on(mask, "label", start=False)
-    worker = widget.worker
-    worker.start()
-    while widget.is_training:
-        app.processEvents()
-    widget.show_feature(keys.CATEGORY, layer=mask)
+    widget.layer_combo.value = mask  # picked in the cells list
+    widget.label_combo.value = "label"
+    click(widget.train_button)
+    wait(widget.training_finished)
+    click(widget.color_buttons["Category"])
     viewer.reset_view()
     save("11-cells-mask-categories.png")
 
@@ -55,8 +55,7 @@ def main() -> None:
     cell = cell_layer(viewer, mask)
     wrong = np.flatnonzero(adata.obs["mislabelled"].to_numpy() & (adata.obs[keys.CATEGORY] == "erroneous").to_numpy())
     row = int(wrong[0]) if wrong.size else int(adata.obs["mislabelled"].to_numpy().argmax())
-    viewer.window.remove_dock_widget(widget)
-    viewer.window.add_plugin_dock_widget("napari-annotatability", "Annotatability spot inspector")
+    click(widget.dock_buttons["Spot"])
     cell.select([row])
     cell.centre(row, spots_across=12)
     # the cursor resting on the cell: the status bar names it and its category (napari would show the

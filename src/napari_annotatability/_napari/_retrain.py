@@ -9,7 +9,7 @@ written the categories are compared with those before (``core.compare_categories
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..core import keys
 from ..core.curation import Curation, CurationComparison, compare_categories
@@ -29,9 +29,11 @@ class ComparePanel(QWidget):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setVerticalHeaderLabels(list(keys.CATEGORIES))
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        header = self.table.horizontalHeader().sizeHint().height()
-        rows = sum(self.table.verticalHeader().sectionSize(i) for i in range(len(keys.CATEGORIES)))
-        self.table.setFixedHeight(header + rows + 2 * self.table.frameWidth() + 2)
+        # the three columns share the dock's width and every row is in view: no scroll bars
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._fit_height()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -39,6 +41,11 @@ class ComparePanel(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
         self.clear()
+
+    def _fit_height(self) -> None:
+        self.table.resizeRowsToContents()
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setFixedHeight(header + self.table.verticalHeader().length() + 2 * self.table.frameWidth() + 2)
 
     def clear(self) -> None:
         self.table.clearContents()
@@ -52,6 +59,7 @@ class ComparePanel(QWidget):
                 item = QTableWidgetItem(f"{v:+d}" if col == "change" else str(v))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
+        self._fit_height()
         self.summary.setText(comparison.text())
 
     def cell(self, category: str, column: str) -> str:
