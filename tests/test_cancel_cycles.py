@@ -44,6 +44,7 @@ def test_twenty_train_cancel_cycles_leak_nothing(make_napari_viewer, qtbot):
     widget.epochs.value = 1000  # never reaches the end: each cycle is cancelled
     widget.calibrate.value = True
     samples = []
+    rss_between = []  # after cycles 10 and 15
     for cycle in range(CYCLES):
         seen = []
         worker = widget.train(start=False)
@@ -61,6 +62,9 @@ def test_twenty_train_cancel_cycles_leak_nothing(make_napari_viewer, qtbot):
         assert "Cancelled" in widget.status.text()
         assert keys.CONFIDENCE not in adata.obs  # a cancelled run writes nothing
         del worker
+        if cycle in (9, 14):
+            gc.collect()
+            rss_between.append(_rss_mib())
         if cycle in (4, CYCLES - 1):
             gc.collect()
             traced = tracemalloc.get_traced_memory()[0] / 2**20 if tracemalloc.is_tracing() else 0.0
@@ -78,7 +82,12 @@ def test_twenty_train_cancel_cycles_leak_nothing(make_napari_viewer, qtbot):
     # (compared with cycle 5: earlier tests in the same process may have left objects of their own)
     assert last["models"] <= first["models"] and last["running_generators"] <= first["running_generators"]
     assert last["traced"] < 2, samples  # Python + numpy memory still held after 15 more cycles
-    assert last["rss"] - first["rss"] < 40, samples  # 15 more cycles: no growth beyond allocator noise
+    # 15 more cycles: no steady growth.  A leak grows every five cycles; the allocator now and then
+    # maps a new arena for a worker thread (a one-off step of tens of MiB on a long test session),
+    # so the middle of the three five-cycle steps is what is judged
+    rss = [first["rss"], *rss_between, last["rss"]]
+    steps = sorted(b - a for a, b in zip(rss, rss[1:]))
+    assert 3 * steps[1] < 40 and last["rss"] - first["rss"] < 120, (rss, samples)
     # and the viewer still trains to the end
     tracemalloc.stop()
     train_and_wait(widget, qtbot, 3, calibrate=False)

@@ -208,7 +208,7 @@ def test_a_layer_showing_some_rows_colours_only_those(make_napari_viewer):
     assert np.allclose(layer.colormap.map(shown[5, 5])[:3], (0, 0, 1))
 
 
-def test_attach_a_label_image_to_a_table_keyed_by_label_id(make_napari_viewer):
+def test_attach_a_label_image_to_a_table_keyed_by_label_id(make_napari_viewer, qtbot):
     """A label TIFF opened as Labels + a per-cell table: cells drawn on the mask, in the mask's world."""
     from napari_annotatability._napari._attach import AttachMaskWidget, attach_mask, id_columns
     from napari_annotatability.core.errors import AnnotatabilityInputError
@@ -242,8 +242,13 @@ def test_attach_a_label_image_to_a_table_keyed_by_label_id(make_napari_viewer):
     # the dock does the same from its form
     form = AttachMaskWidget(viewer)
     assert form[0].value is seg and form[1].value is cells and form[2].value == "cell_id"
-    made = form.run()
-    assert made is not None and made.metadata["mask"].n_obs == 36
+    from qtpy.QtCore import Qt
+
+    before = len(viewer.layers)
+    qtbot.mouseClick(form.button.native, Qt.MouseButton.LeftButton)  # "Draw cells as the mask"
+    made = viewer.layers[-1]
+    assert len(viewer.layers) == before + 1 and made.metadata["mask"].n_obs == 36
+    assert form.status.value.endswith("36 cells")
 
 
 def test_the_legend_shows_a_mask_colorbar_and_then_categories_again(make_napari_viewer):
