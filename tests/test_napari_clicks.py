@@ -37,12 +37,6 @@ def trained(demo, qtbot):
     return viewer, widget
 
 
-def _dock(widget):
-    from napari_annotatability._napari._layout import dock_of
-
-    return dock_of(widget)
-
-
 def test_a_click_on_train_trains_and_colours_the_spots_by_category(demo, qtbot):
     viewer, widget = demo
     layer = widget.layer_combo.value

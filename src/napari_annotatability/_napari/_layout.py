@@ -16,8 +16,10 @@ import weakref
 from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QDockWidget, QFrame, QLabel, QScrollArea, QTabBar, QVBoxLayout, QWidget
 
-__all__ = ["PLUGIN", "TALL_SCREEN", "COLUMN_SHARE", "Scroll", "scrolling", "compact", "open_dock", "short_title", "fit_height", "fit_to_screen",
-           "dock_of"]
+from ._model import real_viewer
+
+__all__ = ["PLUGIN", "TALL_SCREEN", "COLUMN_SHARE", "Scroll", "scrolling", "compact", "open_dock", "short_title",
+           "fit_height", "fit_to_screen", "dock_of"]
 
 PLUGIN = "napari-annotatability"
 #: available screen height (px) from which the Inspect docks get a tab group of their own below
@@ -145,8 +147,6 @@ def open_dock(viewer, name: str, opener: QWidget | None = None):
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_plugin_dock_widget"):
         return None
-    from ._model import real_viewer
-
     group = _GROUPS.setdefault(real_viewer(viewer), _Group())
     dock, widget = window.add_plugin_dock_widget(PLUGIN, name)
     main = dock.parentWidget()
