@@ -379,3 +379,37 @@ def test_every_button_of_every_dock_clicked_raises_nothing(trained, qtbot, tmp_p
             qtbot.wait(20)
     assert len(clicked) > 25, clicked
     assert not widget.is_training and widget.train_button.isEnabled()
+
+
+def _menu_action(main, path: str):
+    """The QAction at ``path`` ("File/Open Sample/Annotatability/...") of the window's menu bar."""
+    menus = [a for a in main.menuBar().actions()]
+    *heads, leaf = path.split("/")
+    for head in heads:
+        action = next(a for a in menus if a.text().replace("&", "") == head)
+        action.menu().aboutToShow.emit()  # napari fills some menus as they open
+        menus = action.menu().actions()
+    return next(a for a in menus if a.text().replace("&", "").startswith(leaf))
+
+
+def test_menu_actions_open_the_sample_and_every_dock_as_tabs(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication, QDockWidget, QMainWindow
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1280, 800)
+    main = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMainWindow) and w.isVisible())
+    _menu_action(main, "File/Open Sample/Annotatability/Synthetic tissue").trigger()
+    qtbot.waitUntil(lambda: "synthetic spots" in viewer.layers, timeout=30_000)
+    _menu_action(main, "Plugins/Annotatability/Annotatability").trigger()
+    from napari_annotatability._napari._layout import SHORT_TITLES
+
+    for name, short in SHORT_TITLES.items():
+        _menu_action(main, f"Plugins/Annotatability/{name}").trigger()
+        qtbot.waitUntil(lambda s=short: any(d.windowTitle() == s and d.isVisible()
+                                            for d in main.findChildren(QDockWidget)), timeout=10_000)
+    screen = main.screen().availableGeometry()
+    assert main.height() <= screen.height() and main.width() <= screen.width()
+    # all six in one tab group (napari alone would stack them under each other)
+    docks = {d.windowTitle(): d for d in main.findChildren(QDockWidget)}
+    group = set(main.tabifiedDockWidgets(docks["Data map"])) | {docks["Data map"]}
+    assert {docks[s] for s in SHORT_TITLES.values()} <= group

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core import keys
 from ._dock import DockLink, LayerPicker, on_click, show_colouring
-from ._layout import compact, scrolling
+from ._layout import compact, place_when_docked, scrolling
 from ._legend import viewer_legend
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class CommunitiesWidget(QWidget):
         self.link.connect(self.model.results_changed, self._reset)
         self._reset()
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     def _reset(self, *_a) -> None:
         self.picker.refresh()

@@ -32,7 +32,7 @@ from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer
 from ._dock import DockLink, LayerPicker, refresh_on_open
 from ._curation_keys import DOCK_KEYS, bind_viewer_keys
 from ._curation_ui import GROUP_CHOICES, QUEUE_CHOICES, build_panels
-from ._layout import compact, dock_of, open_dock
+from ._layout import compact, place_when_docked, dock_of, open_dock
 from ._legend import show_legend
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class CurationWidget(QWidget):
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers()
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     # -- keys -----------------------------------------------------------------------------------
     def _shortcut(self, key: str, slot) -> None:

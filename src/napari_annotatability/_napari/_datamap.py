@@ -33,7 +33,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ..core import keys
 from ._dock import DockLink, LayerPicker, on_click
-from ._layout import compact
+from ._layout import compact, place_when_docked
 from ._spatial import category_colors
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ class DataMapWidget(QWidget):
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     # -- layers ----------------------------------------------------------------------------
     def _on_layers_changed(self, *_a) -> None:

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
 from ..core import keys
 from ..core.genes import expression
 from ._dock import DockLink, LayerPicker, show_colouring
-from ._layout import compact
+from ._layout import compact, place_when_docked
 
 if TYPE_CHECKING:
     import napari
@@ -77,6 +77,7 @@ class GenesWidget(QWidget):
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_layers_changed()
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     def _on_layers_changed(self, *_a) -> None:
         self.picker.refresh()

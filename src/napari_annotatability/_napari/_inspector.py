@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from ..core import keys
 from ..core.quality import describe_quality, quality_cutoff_text
 from ._dock import DockLink
-from ._layout import compact, scrolling
+from ._layout import compact, place_when_docked, scrolling
 
 if TYPE_CHECKING:
     import napari
@@ -84,6 +84,7 @@ class InspectorWidget(QWidget):
         self.marker = None  # the ring around the inspected cell
         self.link.on_close(self._remove_marker)
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     # -- the marker on the canvas ---------------------------------------------------------------
     def _mark(self, cell, row: int) -> None:

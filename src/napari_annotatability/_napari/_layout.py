@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import weakref
 
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QDockWidget, QFrame, QLabel, QScrollArea, QTabBar, QVBoxLayout, QWidget
 
 from ._model import real_viewer
 
 __all__ = ["PLUGIN", "TALL_SCREEN", "COLUMN_SHARE", "Scroll", "scrolling", "compact", "open_dock", "short_title",
-           "fit_height", "fit_to_screen", "dock_of"]
+           "fit_height", "fit_to_screen", "dock_of", "place_when_docked"]
 
 PLUGIN = "napari-annotatability"
 #: available screen height (px) from which the Inspect docks get a tab group of their own below
@@ -153,8 +153,8 @@ def open_dock(viewer, name: str, opener: QWidget | None = None):
     if group.docks.get(name) is not dock and hasattr(main, "tabifyDockWidget"):
         opener_dock = dock_of(opener)
         _place(main, dock, group, name, opener_dock)
-        if opener_dock is not None and opener_dock.windowTitle().endswith(f" ({PLUGIN})"):
-            opener_dock.setWindowTitle(opener_dock.windowTitle()[: -len(PLUGIN) - 3])  # its tab: "Annotatability"
+        if opener_dock is not None:
+            opener_dock.setWindowTitle(_bare(opener_dock.windowTitle()))  # its tab: "Annotatability"
         group.docks[name] = dock
         _set_title(dock, name)
         _narrow(main, [d for d in (dock, opener_dock) if d is not None])
@@ -189,6 +189,56 @@ def _whole_tab_names(main) -> None:
         if any(bar.tabText(i) in ours for i in range(bar.count())):
             bar.setElideMode(Qt.TextElideMode.ElideNone)
             bar.setUsesScrollButtons(True)
+
+
+class _Adopt(QObject):
+    """Places a dock that napari docked itself (*Plugins ▸ Annotatability ...*) in the Inspect group."""
+
+    def __init__(self, widget: QWidget, viewer) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._viewer = viewer
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ParentChange and obj.parent() is not None:
+            QTimer.singleShot(0, self._adopt)  # once napari has added the dock to its window
+        return False
+
+    def _adopt(self) -> None:
+        try:
+            dock = dock_of(self._widget)
+        except RuntimeError:  # deleted meanwhile
+            return
+        if dock is None:
+            return
+        name = _bare(dock.windowTitle())
+        group = _GROUPS.setdefault(real_viewer(self._viewer), _Group())
+        main = dock.parentWidget()
+        if name not in SHORT_TITLES or group.docks.get(name) is dock or not hasattr(main, "tabifyDockWidget"):
+            return  # opened through open_dock (already placed), or not an Inspect dock
+        from ._widget import training_widget
+
+        opener = dock_of(training_widget(self._viewer))
+        _place(main, dock, group, name, opener)
+        if opener is not None:
+            opener.setWindowTitle(_bare(opener.windowTitle()))
+        group.docks[name] = dock
+        _set_title(dock, name)
+        _narrow(main, [d for d in (dock, opener) if d is not None])
+        dock.raise_()
+        QTimer.singleShot(0, lambda: (fit_to_screen(main), _whole_tab_names(main)))
+
+
+def _bare(title: str) -> str:
+    """A dock's title without napari's " (<plugin>)" (the package's name, or its display name)."""
+    head, sep, tail = title.rpartition(" (")
+    return head if sep and tail.endswith(")") else title
+
+
+def place_when_docked(widget: QWidget, viewer) -> None:
+    """However ``widget`` gets docked (an Inspect button, the Plugins menu), put it in the Inspect group."""
+    _Adopt(widget, viewer)
 
 
 def _place(main, dock, group: _Group, name: str, opener) -> None:

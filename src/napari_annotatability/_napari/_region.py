@@ -14,7 +14,7 @@ from ..core import keys
 from ..core.errors import AnnotatabilityError
 from ..core.regions import RegionSummary, region_summary
 from ._dock import DockLink, LayerPicker, on_click
-from ._layout import compact, scrolling
+from ._layout import compact, place_when_docked, scrolling
 from ._selection import area_shape_layers, shape_edit_finished
 from ._spatial import category_colors
 
@@ -109,6 +109,7 @@ class RegionWidget(QWidget):
         self.link.connect(self.model.results_changed, self._on_results)
         self._on_viewer_layers()
         compact(self)
+        place_when_docked(self, napari_viewer)  # the Plugins menu too: a tab of the Inspect group
 
     def _disconnect_shapes(self) -> None:
         for layer, slot in self._shape_slots.values():
