@@ -25,14 +25,14 @@ from qtpy.QtWidgets import (
 
 from ..core import keys
 from ..core.curation import Curation, ReviewQueue
-from ..core.labels import annotation_columns
 from ..core.errors import AnnotatabilityError
+from ..core.labels import annotation_columns
 from ..core.quality import describe_quality
 from ._cells import DEFAULT_SPOTS_ACROSS, CellLayer
 from ._dock import DockLink, LayerPicker, refresh_on_open
 from ._curation_keys import DOCK_KEYS, bind_viewer_keys
 from ._curation_ui import GROUP_CHOICES, QUEUE_CHOICES, build_panels
-from ._layout import compact, place_when_docked, dock_of, open_dock
+from ._layout import compact, dock_of, open_dock, place_when_docked
 from ._legend import show_legend
 
 if TYPE_CHECKING:

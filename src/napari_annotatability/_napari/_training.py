@@ -6,6 +6,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 
 from ..core import keys
 from ..core.errors import AnnotatabilityError
+from ..core.labels import annotation_columns
 from ..core.rules import RULES
 from ._dock import refresh_on_open
 
@@ -34,8 +35,6 @@ def devices() -> list[str]:
 
 def label_choices(obs) -> list[str]:
     """obs columns that can be trained on: the engine's rule (``core.labels``), as the CLI applies it."""
-    from ..core.labels import annotation_columns
-
     return annotation_columns(obs)
 
 
@@ -67,9 +66,9 @@ class TrainingForm:
         self.rule.tooltip = ("calibrated: erroneous = label quality at or below the calibrated cut-off, ambiguous = "
                              "the network cannot settle the spot; paper: the published rule on confidence and "
                              "variability")
-        # what most trainings change stays in view; the rest folds away (the dock fits a laptop screen)
         # columns added to the table since (from Python, an import) appear when the list is opened
         refresh_on_open(self.label_combo, lambda: self.pick_label(self.label_combo.value))
+        # what most trainings change stays in view; the rest folds away (the dock fits a laptop screen)
         self.container = Container(widgets=[self.layer_combo, *(getattr(self, f) for f in BASIC)])
         self.advanced = Container(widgets=[getattr(self, f) for f in FIELDS if f not in BASIC])
         self.container.margins = self.advanced.margins = (0, 0, 0, 0)  # the dock's layout has its own
